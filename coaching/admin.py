@@ -1,0 +1,240 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.translation import gettext_lazy as _
+
+from .models import (
+    ApiUsage,
+    BulkOperation,
+    BulkOperationResult,
+    Client,
+    CoachingSession,
+    ExportRecord,
+    MonthlyUsage,
+    MonthlyUsageArchive,
+    Payment,
+    Plan,
+    Subscription,
+    UsageLog,
+    User,
+)
+
+
+class ReadOnlyAdminMixin:
+    """For ledgers: viewable and searchable, never edited or deleted by hand."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = [
+        "code",
+        "name",
+        "minutes_per_month",
+        "max_file_mb",
+        "export_formats",
+        "price_monthly",
+        "price_annual",
+        "currency",
+    ]
+    ordering = ["sort_order"]
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = [
+        "email",
+        "name",
+        "plan",
+        "timezone",
+        "country",
+        "is_active",
+        "is_staff",
+        "is_test_account",
+        "date_joined",
+    ]
+    list_filter = ["plan", "is_active", "is_staff", "is_superuser", "is_test_account", "country", "language"]
+    search_fields = ["email", "name"]
+    ordering = ["email"]
+    date_hierarchy = "date_joined"
+    list_select_related = ["plan"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        (_("Profile"), {"fields": ("name", "plan", "timezone", "country", "language", "is_test_account")}),
+        (_("Permissions"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (_("Dates"), {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "name", "plan", "password1", "password2")}),)
+
+
+@admin.register(Client)
+class ClientAdmin(admin.ModelAdmin):
+    list_display = ["name", "coach", "email", "created_at"]
+    search_fields = ["name", "email", "coach__email", "coach__name"]
+    autocomplete_fields = ["coach"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(CoachingSession)
+class CoachingSessionAdmin(admin.ModelAdmin):
+    list_display = [
+        "title",
+        "coach",
+        "client",
+        "status",
+        "session_date",
+        "duration_seconds",
+        "stt_provider",
+        "processing_started_at",
+        "processing_finished_at",
+        "deleted_at",
+    ]
+    list_filter = ["status", "stt_provider", "language"]
+    search_fields = ["title", "coach__email", "coach__name", "client__name"]
+    date_hierarchy = "created_at"
+    list_select_related = ["coach", "client"]
+    raw_id_fields = ["coach", "client"]
+
+
+@admin.register(UsageLog)
+class UsageLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "user",
+        "kind",
+        "minutes",
+        "seconds",
+        "provider",
+        "provider_cost_usd",
+        "billable",
+        "plan_code",
+    ]
+    list_filter = ["kind", "billable", "provider", "plan_code"]
+    search_fields = ["user__email", "user__name"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user"]
+
+
+@admin.register(MonthlyUsage)
+class MonthlyUsageAdmin(admin.ModelAdmin):
+    list_display = ["user", "period", "minutes", "sessions", "transcriptions", "updated_at"]
+    search_fields = ["user__email", "user__name"]
+    list_filter = ["period"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(MonthlyUsageArchive)
+class MonthlyUsageArchiveAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "user",
+        "period",
+        "minutes",
+        "sessions",
+        "transcriptions",
+        "archived_at",
+        "bulk_operation",
+        "restored_at",
+    ]
+    search_fields = ["user__email", "user__name"]
+    list_filter = ["period"]
+    date_hierarchy = "archived_at"
+    list_select_related = ["user"]
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = [
+        "user",
+        "plan",
+        "billing_cycle",
+        "status",
+        "price",
+        "currency",
+        "started_at",
+        "cancelled_at",
+        "ended_at",
+    ]
+    list_filter = ["plan", "billing_cycle", "status"]
+    search_fields = ["user__email", "user__name"]
+    date_hierarchy = "started_at"
+    list_select_related = ["user", "plan"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    list_display = [
+        "provider_reference",
+        "user",
+        "amount",
+        "currency",
+        "status",
+        "paid_at",
+        "refunded_amount",
+        "refunded_at",
+    ]
+    list_filter = ["status", "currency"]
+    search_fields = ["provider_reference", "user__email", "user__name"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user"]
+    raw_id_fields = ["user", "subscription"]
+
+
+@admin.register(ExportRecord)
+class ExportRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "subject", "requested_by", "format", "status", "rows", "bytes", "finished_at"]
+    list_filter = ["format", "status"]
+    search_fields = ["subject__email", "requested_by__email"]
+    date_hierarchy = "created_at"
+    list_select_related = ["subject", "requested_by"]
+
+
+@admin.register(ApiUsage)
+class ApiUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["day", "user", "count"]
+    search_fields = ["user__email"]
+    date_hierarchy = "day"
+    list_select_related = ["user"]
+
+
+class BulkOperationResultInline(admin.TabularInline):
+    model = BulkOperationResult
+    fields = ["user", "status", "reason", "before", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BulkOperation)
+class BulkOperationAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "kind",
+        "status",
+        "dry_run",
+        "total",
+        "processed",
+        "succeeded",
+        "skipped",
+        "failed",
+        "requested_by",
+    ]
+    list_filter = ["kind", "status", "dry_run"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in BulkOperation._meta.fields]
+    inlines = [BulkOperationResultInline]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,26 @@
+"""The domain records (see shared DOMAIN.md). One module per area."""
+
+from .billing import Payment, Subscription
+from .bulk import BulkOperation, BulkOperationResult
+from .exports import ExportRecord
+from .plans import Plan
+from .sessions import Client, CoachingSession
+from .usage import ApiUsage, MonthlyUsage, MonthlyUsageArchive, UsageLog, minutes_from_seconds
+from .users import User
+
+__all__ = [
+    "ApiUsage",
+    "BulkOperation",
+    "BulkOperationResult",
+    "Client",
+    "CoachingSession",
+    "ExportRecord",
+    "MonthlyUsage",
+    "MonthlyUsageArchive",
+    "Payment",
+    "Plan",
+    "Subscription",
+    "UsageLog",
+    "User",
+    "minutes_from_seconds",
+]
