@@ -58,3 +58,9 @@ bench: $(VENV)/.dev
 ## make worker: a Celery worker for running on real services.
 worker: $(VENV)/.runtime
 	$(VENV)/bin/celery -A coaching worker -l info
+
+## make vendor: refresh static/vendor from the npm registry (the files are committed; users may be offline).
+vendor:
+	rm -rf node_modules && npm install --no-audit --no-fund --silent
+	mkdir -p static/vendor/chart.js
+	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/LICENSE.md static/vendor/chart.js/
