@@ -7,5 +7,6 @@ urlpatterns = [
     # Pages
     path("dashboard/usage", views.usage_dashboard, name="usage-dashboard"),
     path("dashboard/billing", views.billing_overview, name="billing-overview"),
-    # API
+    # API (usage)
+    # API (billing)
 ]

@@ -1,0 +1,1 @@
+"""DRF endpoints: one APIView per operation (usage.py, billing.py)."""
