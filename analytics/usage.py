@@ -1,0 +1,422 @@
+"""Usage metrics: one function per number, over a scoped queryset of coaches and an explicit period.
+
+Definitions are the contract in the shared DOMAIN.md. Every function takes ``coaches`` (a
+``User`` queryset: one coach, or every coach for platform totals) and a ``Period``
+(``[start, end)``, cut in the viewing user's time zone), never a request, so the page, the
+API, the PDF and the tests all compute the same numbers. Nothing here is cached: a session
+that finishes or an export that is written shows up in the next call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import Count, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
+from django.utils import timezone
+
+from analytics.periods import Period, local_midnight
+from coaching.models import ApiUsage, CoachingSession, ExportRecord, UsageLog, User
+
+from .concurrency import concurrent_peak
+
+BYTES_PER_MB = Decimal(1_048_576)
+ZERO = Decimal("0.00")
+ONE_DP = Decimal("0.1")
+TWO_DP = Decimal("0.01")
+WARNING_PERCENT = Decimal(80)
+
+__all__ = [
+    "PlanUsage",
+    "UsageSummary",
+    "api_calls_made",
+    "completed_transcriptions",
+    "concurrent_sessions_peak",
+    "exports_by_format",
+    "exports_generated",
+    "failed_transcriptions",
+    "failure_rate",
+    "minutes_used",
+    "plan_usage",
+    "provider_cost_usd",
+    "sessions_by_status",
+    "sessions_count",
+    "storage_used_mb",
+    "transcriptions_count",
+    "usage_series",
+    "usage_summary",
+]
+
+
+def _now(now: datetime.datetime | None) -> datetime.datetime:
+    return now or timezone.now()
+
+
+def _ledger(coaches: QuerySet[User], period: Period) -> QuerySet[UsageLog]:
+    return UsageLog.objects.filter(user__in=coaches, created_at__gte=period.start, created_at__lt=period.end)
+
+
+# Which ledger rows count as what: the same rule as coaching.services.usage_record, so the
+# month's counters and these numbers always agree.
+MINUTES_FILTER = Q(kind__in=UsageLog.QUOTA_KINDS)
+SESSIONS_FILTER = Q(kind=UsageLog.Kind.ORIGINAL)
+TRANSCRIPTIONS_FILTER = ~Q(kind=UsageLog.Kind.ADJUSTMENT)
+
+
+def _ledger_totals(coaches: QuerySet[User], period: Period) -> dict:
+    """minutes, sessions, transcriptions and provider cost in one pass over the ledger."""
+    return _ledger(coaches, period).aggregate(
+        minutes=Coalesce(Sum("minutes", filter=MINUTES_FILTER), Value(ZERO)),
+        sessions=Count("id", filter=SESSIONS_FILTER),
+        transcriptions=Count("id", filter=TRANSCRIPTIONS_FILTER),
+        cost=Coalesce(Sum("provider_cost_usd"), Value(Decimal("0.0000"))),
+    )
+
+
+def minutes_used(coaches: QuerySet[User], period: Period) -> Decimal:
+    """Sum of ledger minutes of quota kinds (``original``, ``retry_success``) created in the period."""
+    return Decimal(_ledger_totals(coaches, period)["minutes"]).quantize(TWO_DP)
+
+
+def sessions_count(coaches: QuerySet[User], period: Period) -> int:
+    """Ledger rows of kind ``original`` created in the period: each is one session's first transcription."""
+    return _ledger(coaches, period).filter(SESSIONS_FILTER).count()
+
+
+def transcriptions_count(coaches: QuerySet[User], period: Period) -> int:
+    """Ledger rows of every kind but ``adjustment`` created in the period (first runs and retries)."""
+    return _ledger(coaches, period).filter(TRANSCRIPTIONS_FILTER).count()
+
+
+def provider_cost_usd(coaches: QuerySet[User], period: Period) -> Decimal:
+    """Sum of the providers' cost (USD) of every ledger row created in the period, free retries included."""
+    return Decimal(_ledger_totals(coaches, period)["cost"]).quantize(Decimal("0.0001"))
+
+
+def _exports(coaches: QuerySet[User], period: Period) -> QuerySet[ExportRecord]:
+    return ExportRecord.objects.filter(
+        subject__in=coaches,
+        status=ExportRecord.Status.SUCCEEDED,
+        created_at__gte=period.start,
+        created_at__lt=period.end,
+    )
+
+
+def exports_by_format(coaches: QuerySet[User], period: Period) -> dict[str, int]:
+    """Succeeded export records (of the coaches' data) created in the period, by format; every format, 0 if none."""
+    counts = {fmt: 0 for fmt in ExportRecord.Format.values}
+    for row in _exports(coaches, period).values("format").annotate(n=Count("id")).order_by():
+        counts[row["format"]] = row["n"]
+    return counts
+
+
+def exports_generated(coaches: QuerySet[User], period: Period) -> int:
+    """Succeeded export records (of the coaches' data) created in the period."""
+    return _exports(coaches, period).count()
+
+
+def storage_used_mb(coaches: QuerySet[User], period: Period, *, now: datetime.datetime | None = None) -> Decimal:
+    """A balance at ``at = min(period.end, now)``, in MB (bytes / 1,048,576, one decimal, half up).
+
+    bytes = audio of the coaches' sessions created before ``at`` and not deleted by then
+    + export files of their data still kept then (a ``file_path``, written before ``at``,
+    ``file_deleted_at`` empty or later).
+    """
+    at = min(period.end, _now(now))
+    audio = CoachingSession.objects.filter(coach__in=coaches, created_at__lt=at).filter(
+        Q(deleted_at__isnull=True) | Q(deleted_at__gt=at)
+    )
+    files = (
+        ExportRecord.objects.filter(subject__in=coaches, created_at__lt=at)
+        .exclude(file_path="")
+        .filter(Q(file_deleted_at__isnull=True) | Q(file_deleted_at__gt=at))
+    )
+    total = (audio.aggregate(b=Sum("audio_size_bytes"))["b"] or 0) + (files.aggregate(b=Sum("bytes"))["b"] or 0)
+    return (Decimal(total) / BYTES_PER_MB).quantize(ONE_DP, rounding=ROUND_HALF_UP)
+
+
+def api_calls_made(coaches: QuerySet[User], period: Period) -> int:
+    """Sum of API usage counts whose (UTC) day falls on a local day of the period, first to last inclusive."""
+    rows = ApiUsage.objects.filter(user__in=coaches, day__gte=period.first_day, day__lte=period.last_day)
+    return rows.aggregate(n=Sum("count"))["n"] or 0
+
+
+def concurrent_sessions_peak(coaches: QuerySet[User], period: Period, *, now: datetime.datetime | None = None) -> int:
+    """The most of these coaches' sessions processing at one instant of the period.
+
+    Each session processes over ``[processing_started_at, processing_finished_at)``; one
+    still processing counts up to ``now``. Back-to-back sessions (one finishes when the
+    next starts) do not overlap. A sweep over the intervals clipped to the period, in the
+    database (a running ``SUM`` window). For several coaches it is the peak of their
+    sessions together (what the platform processed at once), not a sum of each one's
+    peak (which may fall at different instants). 0 when nothing processed.
+    """
+    return concurrent_peak(coaches, start=period.start, end=period.end, now=_now(now))
+
+
+def _finished(coaches: QuerySet[User], period: Period, status: str) -> QuerySet[CoachingSession]:
+    return CoachingSession.objects.filter(
+        coach__in=coaches,
+        status=status,
+        processing_finished_at__gte=period.start,
+        processing_finished_at__lt=period.end,
+    )
+
+
+def failed_transcriptions(coaches: QuerySet[User], period: Period) -> int:
+    """Sessions now ``failed`` whose processing ended (i.e. failed) in the period."""
+    return _finished(coaches, period, CoachingSession.Status.FAILED).count()
+
+
+def completed_transcriptions(coaches: QuerySet[User], period: Period) -> int:
+    """Sessions now ``completed`` whose processing ended in the period."""
+    return _finished(coaches, period, CoachingSession.Status.COMPLETED).count()
+
+
+def failure_rate(failed: int, completed: int) -> Decimal | None:
+    """failed / (completed + failed) as a fraction with four places; None when both are zero."""
+    if failed + completed == 0:
+        return None
+    return (Decimal(failed) / Decimal(failed + completed)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+def sessions_by_status(coaches: QuerySet[User], period: Period) -> dict[str, int]:
+    """Sessions created in the period by their status now (soft-deleted ones included); every status, 0 if none."""
+    counts = {status: 0 for status in CoachingSession.Status.values}
+    rows = (
+        CoachingSession.objects.filter(coach__in=coaches, created_at__gte=period.start, created_at__lt=period.end)
+        .values("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+@dataclasses.dataclass(frozen=True)
+class UsageSummary:
+    """Every usage metric for one scope and period (see DOMAIN.md for each definition)."""
+
+    period: Period
+    data_through: datetime.datetime
+    minutes_used: Decimal
+    sessions: int
+    transcriptions: int
+    exports_generated: int
+    exports_by_format: dict[str, int]
+    storage_used_mb: Decimal
+    api_calls_made: int
+    concurrent_sessions_peak: int
+    failed_transcriptions: int
+    completed_transcriptions: int
+    failure_rate: Decimal | None
+    provider_cost_usd: Decimal
+
+    METRICS = (
+        "minutes_used",
+        "sessions",
+        "transcriptions",
+        "exports_generated",
+        "storage_used_mb",
+        "api_calls_made",
+        "concurrent_sessions_peak",
+        "failed_transcriptions",
+        "completed_transcriptions",
+        "failure_rate",
+        "provider_cost_usd",
+    )
+
+    def as_dict(self) -> dict:
+        """JSON-ready: counts as ints, minutes/MB/rate as numbers, money (USD) as a decimal string."""
+        return {
+            "period": self.period.as_dict(),
+            "data_through": self.data_through.isoformat(),
+            "minutes_used": float(self.minutes_used),
+            "sessions": self.sessions,
+            "transcriptions": self.transcriptions,
+            "exports_generated": self.exports_generated,
+            "exports_by_format": dict(self.exports_by_format),
+            "storage_used_mb": float(self.storage_used_mb),
+            "api_calls_made": self.api_calls_made,
+            "concurrent_sessions_peak": self.concurrent_sessions_peak,
+            "failed_transcriptions": self.failed_transcriptions,
+            "completed_transcriptions": self.completed_transcriptions,
+            "failure_rate": None if self.failure_rate is None else float(self.failure_rate),
+            "provider_cost_usd": str(self.provider_cost_usd),
+        }
+
+
+def usage_summary(coaches: QuerySet[User], period: Period, *, now: datetime.datetime | None = None) -> UsageSummary:
+    """All usage metrics of ``coaches`` over ``period``, as of ``now`` (``data_through``)."""
+    now = _now(now)
+    ledger = _ledger_totals(coaches, period)
+    failed = failed_transcriptions(coaches, period)
+    completed = completed_transcriptions(coaches, period)
+    by_format = exports_by_format(coaches, period)
+    return UsageSummary(
+        period=period,
+        data_through=now,
+        minutes_used=Decimal(ledger["minutes"]).quantize(TWO_DP),
+        sessions=ledger["sessions"],
+        transcriptions=ledger["transcriptions"],
+        exports_generated=sum(by_format.values()),
+        exports_by_format=by_format,
+        storage_used_mb=storage_used_mb(coaches, period, now=now),
+        api_calls_made=api_calls_made(coaches, period),
+        concurrent_sessions_peak=concurrent_sessions_peak(coaches, period, now=now),
+        failed_transcriptions=failed,
+        completed_transcriptions=completed,
+        failure_rate=failure_rate(failed, completed),
+        provider_cost_usd=Decimal(ledger["cost"]).quantize(Decimal("0.0001")),
+    )
+
+
+def _bucket_label(value, granularity: str) -> str:
+    if isinstance(value, datetime.datetime):
+        value = value.date()
+    return value.isoformat() if granularity == "day" else value.strftime("%Y-%m")
+
+
+def _grouped(qs: QuerySet, field: str, period: Period, granularity: str, **aggregates) -> dict[str, dict]:
+    trunc = TruncDate(field, tzinfo=period.tz) if granularity == "day" else TruncMonth(field, tzinfo=period.tz)
+    rows = qs.annotate(bucket=trunc).values("bucket").annotate(**aggregates).order_by()
+    return {_bucket_label(row.pop("bucket"), granularity): row for row in rows}
+
+
+def usage_series(
+    coaches: QuerySet[User],
+    period: Period,
+    *,
+    granularity: str | None = None,
+    now: datetime.datetime | None = None,
+) -> list[dict]:
+    """One dict per bucket of ``period.buckets(granularity)`` (local days or months of the period's zone).
+
+    ``{"label", "minutes", "sessions", "transcriptions", "failed", "exports"}``: the same
+    definitions as the summary, counted in the bucket its record falls in locally, so the
+    buckets add up to the period's totals. ``now`` is accepted for symmetry; nothing in a
+    bucket depends on it.
+    """
+    granularity = granularity or period.granularity
+    ledger = _grouped(
+        _ledger(coaches, period),
+        "created_at",
+        period,
+        granularity,
+        minutes=Sum("minutes", filter=MINUTES_FILTER),
+        sessions=Count("id", filter=SESSIONS_FILTER),
+        transcriptions=Count("id", filter=TRANSCRIPTIONS_FILTER),
+    )
+    failed = _grouped(
+        _finished(coaches, period, CoachingSession.Status.FAILED),
+        "processing_finished_at",
+        period,
+        granularity,
+        n=Count("id"),
+    )
+    exports = _grouped(_exports(coaches, period), "created_at", period, granularity, n=Count("id"))
+    series = []
+    for bucket in period.buckets(granularity):
+        row = ledger.get(bucket.label, {})
+        series.append(
+            {
+                "label": bucket.label,
+                "minutes": float(Decimal(row.get("minutes") or 0).quantize(TWO_DP)),
+                "sessions": row.get("sessions", 0),
+                "transcriptions": row.get("transcriptions", 0),
+                "failed": failed.get(bucket.label, {}).get("n", 0),
+                "exports": exports.get(bucket.label, {}).get("n", 0),
+            }
+        )
+    return series
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanUsage:
+    """This calendar month's minutes against the plan's limit (None: unlimited, never a magic number)."""
+
+    plan_code: str
+    plan_name: str
+    limit_minutes: int | None
+    used_minutes: Decimal
+    remaining_minutes: Decimal | None
+    percent: Decimal | None
+    projected_minutes: Decimal
+    projected_percent: Decimal | None
+    month_first_day: datetime.date
+    month_last_day: datetime.date
+    level: str  # "ok" | "warning" (>= 80 %) | "over" (>= 100 %) | "unlimited"
+
+    def as_dict(self) -> dict:
+        def num(value: Decimal | None) -> float | None:
+            return None if value is None else float(value)
+
+        return {
+            "plan_code": self.plan_code,
+            "plan_name": self.plan_name,
+            "limit_minutes": self.limit_minutes,
+            "used_minutes": float(self.used_minutes),
+            "remaining_minutes": num(self.remaining_minutes),
+            "percent": num(self.percent),
+            "projected_minutes": float(self.projected_minutes),
+            "projected_percent": num(self.projected_percent),
+            "month_first_day": self.month_first_day.isoformat(),
+            "month_last_day": self.month_last_day.isoformat(),
+            "level": self.level,
+        }
+
+
+def _percent(used: Decimal, limit: int | None) -> Decimal | None:
+    if limit is None:
+        return None
+    if limit == 0:
+        return Decimal("100.0") if used > 0 else Decimal("0.0")
+    return (used * 100 / Decimal(limit)).quantize(ONE_DP, rounding=ROUND_HALF_UP)
+
+
+def plan_usage(user: User, *, now: datetime.datetime | None = None) -> PlanUsage:
+    """The user's minutes this calendar month (in the user's time zone) against the plan's limit.
+
+    used = ledger minutes of quota kinds from the month's first local midnight up to ``now``;
+    percent = used / limit × 100 (one decimal); projected = used / elapsed fraction of the
+    month (linear run rate); level: ``over`` at ≥ 100 %, ``warning`` at ≥ 80 %, else ``ok``;
+    ``unlimited`` (no percentages) when the plan has no limit.
+    """
+    now = _now(now)
+    tz = user.tzinfo
+    first = now.astimezone(tz).date().replace(day=1)
+    following = (first + datetime.timedelta(days=32)).replace(day=1)
+    start, end = local_midnight(first, tz), local_midnight(following, tz)
+    used = UsageLog.objects.filter(user=user, created_at__gte=start, created_at__lte=now).aggregate(
+        m=Coalesce(Sum("minutes", filter=MINUTES_FILTER), Value(ZERO))
+    )["m"]
+    used = Decimal(used).quantize(TWO_DP)
+    # Subtract in UTC so a DST change inside the month does not skew the elapsed fraction.
+    elapsed = (now - start).total_seconds() / (end - start).total_seconds()
+    projected = used if elapsed <= 0 else (used / Decimal(str(elapsed))).quantize(TWO_DP, rounding=ROUND_HALF_UP)
+    limit = user.plan.minutes_per_month
+    percent = _percent(used, limit)
+    if limit is None:
+        level = "unlimited"
+    elif percent >= 100:
+        level = "over"
+    elif percent >= WARNING_PERCENT:
+        level = "warning"
+    else:
+        level = "ok"
+    return PlanUsage(
+        plan_code=user.plan.code,
+        plan_name=user.plan.name,
+        limit_minutes=limit,
+        used_minutes=used,
+        remaining_minutes=None if limit is None else max(Decimal(limit) - used, ZERO),
+        percent=percent,
+        projected_minutes=projected,
+        projected_percent=_percent(projected, limit),
+        month_first_day=first,
+        month_last_day=following - datetime.timedelta(days=1),
+        level=level,
+    )
