@@ -45,9 +45,20 @@ class BulkOperation(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     reverted_at = models.DateTimeField(null=True, blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
+    idempotency_key = models.CharField(
+        max_length=255, blank=True, help_text="The API client's Idempotency-Key: a re-sent request returns this one."
+    )
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("run_bulkoperation", "Can run bulk operations on users")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="bulk_idempotency_key_once_per_user",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.total} users ({self.status})"
@@ -72,6 +83,7 @@ class BulkOperationResult(models.Model):
 
     class Meta:
         ordering = ["operation", "created_at"]
+        indexes = [models.Index(fields=["operation", "status"])]
         constraints = [
             # Each user is affected at most once per operation, however often a chunk is redelivered.
             models.UniqueConstraint(fields=["operation", "user"], name="bulk_result_once_per_user"),
