@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .api.usage import UsageAnalyticsApi
 
 app_name = "analytics"
 urlpatterns = [
@@ -8,5 +9,6 @@ urlpatterns = [
     path("dashboard/usage", views.usage_dashboard, name="usage-dashboard"),
     path("dashboard/billing", views.billing_overview, name="billing-overview"),
     # API (usage)
+    path("api/v1/usage/analytics", UsageAnalyticsApi.as_view(), name="usage-analytics"),
     # API (billing)
 ]

@@ -1,0 +1,157 @@
+"""``GET /api/v1/usage/analytics``: usage metrics for the caller, one coach (staff) or the platform (staff).
+
+Parse the query, scope the coaches, call ``analytics.usage``, serialize. Nothing is cached:
+a finished session or a new export shows up in the next response, which says the instant
+its data runs through (``data_through``). The dashboard polls this to refresh its charts.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics import charts
+from analytics.periods import PERIOD_CHOICES, Period, PeriodError, parse_period
+from analytics.usage import plan_usage, sessions_by_status, usage_series, usage_summary
+from coaching.models import User
+
+from .usage_serializers import (
+    COMPARED_METRICS,
+    ErrorSerializer,
+    UsageAnalyticsOutputSerializer,
+)
+
+
+def metric_changes(current: dict, previous: dict) -> dict:
+    """Per metric: ``delta`` = current − previous; ``percent`` = delta / previous × 100 (one decimal).
+
+    ``percent`` is null when the previous value is 0 or either value is null (no rate).
+    """
+    changes = {}
+    for name in COMPARED_METRICS:
+        now_value, then_value = current[name], previous[name]
+        if now_value is None or then_value is None:
+            changes[name] = {"delta": None, "percent": None}
+            continue
+        delta = Decimal(str(now_value)) - Decimal(str(then_value))
+        percent = None if not then_value else round(float(delta * 100 / Decimal(str(then_value))), 1)
+        changes[name] = {"delta": float(delta), "percent": percent}
+    return changes
+
+
+class UsageAnalyticsApi(APIView):
+    """Usage analytics for a period, with the previous period, changes, plan usage, series and charts."""
+
+    class InputSerializer(serializers.Serializer):
+        period = serializers.ChoiceField(
+            choices=PERIOD_CHOICES,
+            required=False,
+            help_text="A named period ending today in the viewer's time zone (default 30d). Not with from/to.",
+            error_messages={"invalid_choice": f"Unknown period {{input!r}}: use one of {', '.join(PERIOD_CHOICES)}."},
+        )
+        user = serializers.UUIDField(
+            required=False,
+            help_text="Staff only: one coach's numbers. Without it staff get platform totals, coaches their own.",
+            error_messages={"invalid": "'user' must be a user id (a UUID), e.g. 3f0c…; {value!r} is not one."},
+        )
+        granularity = serializers.ChoiceField(
+            choices=("day", "month"),
+            required=False,
+            help_text="Buckets of the series and charts; by default day up to 92 days, else month.",
+        )
+
+        class Meta:
+            ref_name = "UsageAnalyticsQuery"
+
+        def get_fields(self):
+            # "from" is a Python keyword, so these two are added here rather than declared above.
+            fields = super().get_fields()
+            date_help = "A local date YYYY-MM-DD, inclusive; from/to replace period."
+            fields["from"] = serializers.DateField(required=False, help_text=date_help)
+            fields["to"] = serializers.DateField(required=False, help_text=date_help)
+            return fields
+
+    @extend_schema(
+        operation_id="usage_analytics",
+        summary="Usage analytics",
+        parameters=[InputSerializer],
+        responses={
+            200: UsageAnalyticsOutputSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="A bad period, date range or user id."),
+            403: OpenApiResponse(ErrorSerializer, description="Not logged in, or another coach's numbers."),
+        },
+        tags=["usage"],
+    )
+    def get(self, request: Request) -> Response:
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        now = timezone.now()
+        subject = self._subject(request.user, params.validated_data.get("user"))
+        period = self._period(request, now=now)
+        coaches = User.objects.filter(pk=subject.pk) if subject else User.objects.all()
+        data = self.analytics(
+            coaches, period, subject=subject, now=now, granularity=params.validated_data.get("granularity")
+        )
+        return Response(UsageAnalyticsOutputSerializer(data).data)
+
+    @staticmethod
+    def _subject(viewer: User, user_id) -> User | None:
+        """Whose numbers: a coach's own; staff name one with ``user`` or get the platform (None)."""
+        if user_id is None:
+            return None if viewer.is_staff else viewer
+        if user_id == viewer.pk:
+            return viewer
+        if not viewer.is_staff:
+            raise PermissionDenied("You can only see your own usage: leave out 'user'.")
+        subject = User.objects.select_related("plan").filter(pk=user_id).first()
+        if subject is None:
+            raise ValidationError({"user": [f"No user has the id {user_id}: check it, or leave it out."]})
+        return subject
+
+    @staticmethod
+    def _period(request: Request, *, now: datetime.datetime) -> Period:
+        """The period from the raw query, in the viewing user's time zone (DOMAIN: viewer's zone)."""
+        try:
+            return parse_period(request.query_params, tz=request.user.tzinfo, now=now)
+        except PeriodError as error:
+            raise ValidationError({"period": [str(error)]}) from None
+
+    @staticmethod
+    def analytics(
+        coaches, period: Period, *, subject: User | None, now: datetime.datetime, granularity: str | None = None
+    ) -> dict:
+        """The whole response body, as plain data (shared with the page's first render)."""
+        current = usage_summary(coaches, period, now=now).as_dict()
+        previous = usage_summary(coaches, period.previous(), now=now).as_dict()
+        series = usage_series(coaches, period, granularity=granularity, now=now)
+        plan = plan_usage(subject, now=now) if subject else None
+        statuses = sessions_by_status(coaches, period)
+        return {
+            **current,
+            "scope": "user" if subject else "platform",
+            "user": _user_info(subject),
+            "previous": previous,
+            "changes": metric_changes(current, previous),
+            "plan": plan.as_dict() if plan else None,
+            "sessions_by_status": statuses,
+            "series": series,
+            "charts": [
+                charts.minutes_chart(series, limit=plan.limit_minutes if plan else None),
+                charts.sessions_by_status_chart(statuses),
+                charts.exports_by_format_chart(current["exports_by_format"]),
+            ],
+        }
+
+
+def _user_info(user: User | None) -> dict | None:
+    if user is None:
+        return None
+    return {"id": str(user.pk), "email": user.email, "name": user.name, "timezone": user.timezone}
