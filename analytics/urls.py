@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .api.billing import BillingSummaryApi
 from .api.usage import UsageAnalyticsApi
 
 app_name = "analytics"
@@ -11,4 +12,5 @@ urlpatterns = [
     # API (usage)
     path("api/v1/usage/analytics", UsageAnalyticsApi.as_view(), name="usage-analytics"),
     # API (billing)
+    path("api/v1/billing-analytics/summary", BillingSummaryApi.as_view(), name="billing-summary"),
 ]
