@@ -1,2 +1,8 @@
+from django.urls import path
+
+from .api import UsageHistoryExportApi
+
 app_name = "exports"
-urlpatterns: list = []
+urlpatterns = [
+    path("api/v1/usage-history/export", UsageHistoryExportApi.as_view(), name="usage-history-export"),
+]

@@ -1,0 +1,116 @@
+"""Everything the PDF usage report shows, as plain data (the template only lays it out).
+
+The numbers come from ``analytics.usage`` (the dashboard's own functions) and the charts from
+``analytics.charts`` (the dashboard's own specs, drawn as SVG by ``exports.svg``), so paper and
+screen never disagree. The coach's practice (sessions, hours, income they recorded) comes from
+``exports.practice``.
+
+Row budget: WeasyPrint lays out roughly 125 table rows a second here, so a detail table of 10,000
+ledger rows would take over a minute and a gigabyte. Up to ``ROW_BUDGET`` rows the report lists
+every ledger row; past it, the table shows one line per local day (or per month when the period
+has more days than the budget) and the full history travels inside the PDF as an attached CSV.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+
+from analytics import charts
+from analytics.periods import Period
+from analytics.usage import PlanUsage, UsageSummary, plan_usage, sessions_by_status, usage_series, usage_summary
+from coaching.models import User
+
+from . import practice
+from .rows import AggregateRow, usage_history_aggregates, usage_history_count, usage_history_rows
+from .svg import chart_svg
+
+ROW_BUDGET = 500
+CLIENT_LINES = 15
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportContext:
+    site_name: str
+    subject: User
+    period: Period
+    generated_at: datetime.datetime
+    summary: UsageSummary
+    plan: PlanUsage
+    charts: list[dict]
+    practice_totals: practice.PracticeLine
+    practice_months: list[practice.PracticeLine]
+    practice_clients: list[practice.PracticeLine]
+    clients_total: int
+    row_count: int
+    detail_mode: str  # "rows", "day" or "month"
+    detail_rows: list[tuple]
+    aggregate_rows: list[AggregateRow]
+    attachment_name: str
+
+    @property
+    def failure_percent(self) -> Decimal | None:
+        """The failure rate as a percentage with one decimal (None when nothing finished)."""
+        rate = self.summary.failure_rate
+        return None if rate is None else (rate * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+    @property
+    def currencies(self) -> list[str]:
+        return sorted(self.practice_totals.income)
+
+    def as_template_context(self) -> dict:
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)} | {
+            "currencies": self.currencies,
+            "failure_percent": self.failure_percent,
+            "row_budget": ROW_BUDGET,
+        }
+
+
+def report_context(
+    subject: User,
+    period: Period,
+    *,
+    attachment_name: str,
+    row_budget: int = ROW_BUDGET,
+    now: datetime.datetime | None = None,
+) -> ReportContext:
+    """The report for ``subject`` over ``period``, as of ``now``."""
+    now = now or timezone.now()
+    scope = User.objects.filter(pk=subject.pk)
+    summary = usage_summary(scope, period, now=now)
+    series = usage_series(scope, period, now=now)
+    specs = [
+        charts.minutes_chart(series, limit=subject.plan.minutes_per_month),
+        charts.sessions_by_status_chart(sessions_by_status(scope, period)),
+        charts.exports_by_format_chart(summary.exports_by_format),
+    ]
+    row_count = usage_history_count(subject, period)
+    if row_count <= row_budget:
+        mode, detail, aggregates = "rows", list(usage_history_rows(subject, period, spreadsheet_safe=False)), []
+    else:
+        mode = "day" if period.days <= row_budget else "month"
+        detail, aggregates = [], usage_history_aggregates(subject, period, granularity=mode)
+    clients, clients_total = practice.practice_by_client(subject, period, limit=CLIENT_LINES)
+    return ReportContext(
+        site_name=settings.SITE_NAME,
+        subject=subject,
+        period=period,
+        generated_at=now.astimezone(period.tz),
+        summary=summary,
+        plan=plan_usage(subject, now=now),
+        charts=[{"spec": spec, "svg": mark_safe(chart_svg(spec))} for spec in specs],  # noqa: S308 (escaped in svg.py)
+        practice_totals=practice.practice_totals(subject, period),
+        practice_months=practice.practice_by_month(subject, period),
+        practice_clients=clients,
+        clients_total=clients_total,
+        row_count=row_count,
+        detail_mode=mode,
+        detail_rows=detail,
+        aggregate_rows=aggregates,
+        attachment_name=attachment_name,
+    )

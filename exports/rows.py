@@ -1,0 +1,183 @@
+"""What goes in a usage-history file: the columns, the rows, and the spreadsheet-safety rule.
+
+Pure reads: nothing here writes a file or knows about HTTP. ``csv_export``, ``xlsx_export``
+and ``pdf_export`` decide how the rows are written; ``services`` decides who may have them.
+
+The usage history is the subject's usage ledger (``UsageLog``) rows created in the period,
+oldest first, joined with the session's title, status and date and the client's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import zoneinfo
+from collections.abc import Iterator
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDay, TruncMonth
+
+from analytics.periods import Period
+from coaching.models import UsageLog, User
+
+# OWASP "CSV Injection": a cell starting with one of these may be run as a formula by a spreadsheet.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+# Rows fetched from the database per round trip while streaming (a server-side cursor on PostgreSQL).
+CHUNK_SIZE = 5000
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column of the usage history: its header and what a cell holds."""
+
+    name: str
+    kind: str  # "datetime", "date", "text", "int", "decimal", "bool"
+    description: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("created_at", "datetime", "When the usage was recorded, ISO 8601 in the subject's time zone."),
+    Column("kind", "text", "original, retry_failed (free retry), retry_success (paid re-run) or adjustment."),
+    Column("session_title", "text", "The coaching session's title."),
+    Column("client", "text", "The client (coachee) the session was with."),
+    Column("session_status", "text", "The session's transcription status now."),
+    Column("session_date", "date", "The day the session took place."),
+    Column("provider", "text", "Speech-to-text provider (google, assemblyai)."),
+    Column("seconds", "int", "Audio seconds transcribed (negative for a correcting adjustment)."),
+    Column("minutes", "decimal", "seconds / 60, two places, rounded half up."),
+    Column("counts_toward_quota", "bool", "true for original and retry_success rows: what the plan limit counts."),
+    Column("billable", "bool", "Whether the row was billable."),
+    Column("provider_cost_usd", "decimal", "What the provider charged, in US dollars."),
+    Column("plan", "text", "The subject's plan when the usage happened."),
+    Column("usage_log_id", "int", "The ledger row's id."),
+)
+HEADER: tuple[str, ...] = tuple(column.name for column in COLUMNS)
+
+# The ledger fields behind COLUMNS, in the same order (created_at converted, counts_toward_quota derived).
+_FIELDS = (
+    "created_at",
+    "kind",
+    "session__title",
+    "client__name",
+    "session__status",
+    "session__session_date",
+    "provider",
+    "seconds",
+    "minutes",
+    "billable",
+    "provider_cost_usd",
+    "plan_code",
+    "id",
+)
+_QUOTA_KINDS = frozenset(str(kind) for kind in UsageLog.QUOTA_KINDS)
+
+
+def neutralise(value: str) -> str:
+    """A text cell made spreadsheet-safe: prefix a single quote if it starts with a formula trigger.
+
+    Only text is touched; numbers are never passed here, so ``-12.5`` stays a number.
+    """
+    if value and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def usage_history_queryset(subject: User, period: Period):
+    """The subject's ledger rows with ``period.start <= created_at < period.end``, oldest first."""
+    return UsageLog.objects.filter(user=subject, created_at__gte=period.start, created_at__lt=period.end).order_by(
+        "created_at", "id"
+    )
+
+
+def usage_history_count(subject: User, period: Period) -> int:
+    return usage_history_queryset(subject, period).count()
+
+
+def usage_history_rows(
+    subject: User, period: Period, *, spreadsheet_safe: bool = True, chunk_size: int = CHUNK_SIZE
+) -> Iterator[tuple]:
+    """Typed rows in ``COLUMNS`` order, streamed from the database.
+
+    ``created_at`` is an aware datetime in the period's time zone; numbers are ``int``/``Decimal``;
+    ``None`` where the session or client no longer exists. ``spreadsheet_safe`` neutralises text
+    (for CSV and XLSX; the PDF shows text as it is, escaped by the template).
+    """
+    tz: zoneinfo.ZoneInfo = period.tz
+    safe = neutralise if spreadsheet_safe else _same
+    rows = usage_history_queryset(subject, period).values_list(*_FIELDS).iterator(chunk_size=chunk_size)
+    for created, kind, title, client, status, day, provider, seconds, minutes, billable, cost, plan, pk in rows:
+        yield (
+            created.astimezone(tz),
+            kind,
+            safe(title) if title else title,
+            safe(client) if client else client,
+            status,
+            day,
+            safe(provider) if provider else provider,
+            seconds,
+            minutes,
+            kind in _QUOTA_KINDS,
+            billable,
+            cost,
+            safe(plan) if plan else plan,
+            pk,
+        )
+
+
+def _same(value: str) -> str:
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class AggregateRow:
+    """Ledger rows summed over one local day or month (the PDF's table past its row budget)."""
+
+    label: str
+    entries: int
+    quota_minutes: Decimal
+    all_minutes: Decimal
+    provider_cost_usd: Decimal
+    failed_retries: int
+
+
+def usage_history_aggregates(subject: User, period: Period, *, granularity: str) -> list[AggregateRow]:
+    """Ledger rows per local ``day`` or ``month`` of the period, only buckets with rows, oldest first.
+
+    ``quota_minutes`` sums original + retry_success minutes (what the plan counts); ``all_minutes``
+    sums every kind (adjustments included); ``failed_retries`` counts retry_failed rows.
+    """
+    trunc = TruncDay if granularity == "day" else TruncMonth
+    rows = (
+        usage_history_queryset(subject, period)
+        .order_by()
+        .annotate(bucket=trunc("created_at", tzinfo=period.tz))
+        .values("bucket")
+        .annotate(
+            entries=Count("id"),
+            quota_minutes=Sum("minutes", filter=Q(kind__in=UsageLog.QUOTA_KINDS), default=Decimal("0")),
+            all_minutes=Sum("minutes", default=Decimal("0")),
+            cost=Sum("provider_cost_usd", default=Decimal("0")),
+            failed_retries=Count("id", filter=Q(kind=UsageLog.Kind.RETRY_FAILED)),
+        )
+        .order_by("bucket")
+    )
+    fmt = "%Y-%m-%d" if granularity == "day" else "%Y-%m"
+    return [
+        AggregateRow(
+            label=_bucket_label(row["bucket"], period.tz, fmt),
+            entries=row["entries"],
+            quota_minutes=Decimal(row["quota_minutes"]).quantize(Decimal("0.01")),
+            all_minutes=Decimal(row["all_minutes"]).quantize(Decimal("0.01")),
+            provider_cost_usd=Decimal(row["cost"]).quantize(Decimal("0.0001")),
+            failed_retries=row["failed_retries"],
+        )
+        for row in rows
+    ]
+
+
+def _bucket_label(bucket: datetime.datetime | datetime.date, tz: zoneinfo.ZoneInfo, fmt: str) -> str:
+    if isinstance(bucket, datetime.datetime):
+        bucket = bucket.astimezone(tz) if bucket.tzinfo else bucket
+    return bucket.strftime(fmt)

@@ -1,0 +1,270 @@
+"""The usage-history export use case: who may export what, for which period, in which format.
+
+``usage_export`` is the one entry point (the API view and the admin action both call it). It
+checks permission (a coach exports their own history; staff anyone's), the subject's plan
+(``Plan.export_formats``), parses the period in the subject's time zone, renders, and writes an
+``ExportRecord`` for every attempt, refused ones included. A refused attempt raises an
+``ExportError`` whose message says what to do instead.
+
+Nothing half-written is left behind: PDF and XLSX are rendered into anonymous temporary files
+(``tempfile.TemporaryFile``: no name on disk, gone when closed or when the process dies) and a
+failure closes them; a streamed CSV is finalised when its stream ends, fails or is closed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import BinaryIO
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from analytics.periods import Period, PeriodError, parse_period
+from coaching.models import ExportRecord, Plan, User
+
+from . import csv_export, xlsx_export
+from .csv_export import CsvChunks
+from .report import report_context
+from .rows import HEADER, usage_history_rows
+
+logger = logging.getLogger(__name__)
+
+FORMATS: tuple[str, ...] = tuple(ExportRecord.Format.values)
+CONTENT_TYPES = {"csv": csv_export.CONTENT_TYPE, "pdf": "application/pdf", "xlsx": xlsx_export.CONTENT_TYPE}
+DEFAULT_PERIOD = "month"
+
+
+class ExportError(Exception):
+    """An export refused before any file was produced; ``status`` is the HTTP status it maps to."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ExportForbidden(ExportError):
+    status = 403
+
+
+class ExportNotFound(ExportError):
+    status = 404
+
+
+@dataclasses.dataclass
+class ExportFile:
+    """A produced export: ``content`` is an iterator of bytes (CSV, streamed) or an open file (PDF, XLSX)."""
+
+    record_id: int
+    format: str
+    content: Iterable[bytes] | BinaryIO
+    content_type: str
+    filename: str
+    ascii_filename: str
+    size: int | None  # None while streaming: the size is known when the stream ends
+
+
+def export_filenames(subject: User, period: Period, fmt: str) -> tuple[str, str]:
+    """``usage-history_<name>_<first day>_<last day>.<fmt>``: as the user reads it, and an ASCII fallback."""
+    ascii_slug = slugify(subject.name) or slugify(subject.email.split("@")[0]) or str(subject.pk)[:8]
+    slug = slugify(subject.name, allow_unicode=True) or ascii_slug
+    dates = f"{period.first_day.isoformat()}_{period.last_day.isoformat()}"
+    return f"usage-history_{slug}_{dates}.{fmt}", f"usage-history_{ascii_slug}_{dates}.{fmt}"
+
+
+def export_rejected(
+    requester: User, *, fmt: str, error: str, subject: User | None = None, period: Period | None = None
+) -> ExportRecord:
+    """Record a refused attempt (failed, no rows, no bytes); before the subject is known, as the requester's."""
+    now = timezone.now()
+    return ExportRecord.objects.create(
+        requested_by=requester,
+        subject=subject or requester,
+        format=(fmt or "")[: ExportRecord._meta.get_field("format").max_length],
+        period_start=period.first_day if period else None,
+        period_end=period.last_day if period else None,
+        status=ExportRecord.Status.FAILED,
+        started_at=now,
+        finished_at=now,
+        error=error,
+    )
+
+
+def _refuse(error: ExportError, requester: User, *, fmt: str, subject=None, period=None) -> ExportError:
+    export_rejected(requester, fmt=fmt, error=error.message, subject=subject, period=period)
+    return error
+
+
+def export_subject(requester: User, user_id: uuid.UUID | str | None, *, fmt: str = "") -> User:
+    """Whose history: the requester's own, or (staff only) the user ``user_id``."""
+    if user_id is None or str(user_id) == str(requester.pk):
+        return User.objects.select_related("plan").get(pk=requester.pk)
+    if not requester.is_staff:
+        raise _refuse(
+            ExportForbidden("You can export only your own usage history: only staff can export another user's."),
+            requester,
+            fmt=fmt,
+        )
+    subject = User.objects.select_related("plan").filter(pk=user_id).first()
+    if subject is None:
+        raise _refuse(ExportNotFound(f"No user with id {user_id}."), requester, fmt=fmt)
+    return subject
+
+
+def plan_format_message(plan: Plan, fmt: str, *, own: bool) -> str:
+    allowed = ", ".join(f.upper() for f in plan.export_formats) or "none"
+    plans_with = [p.name for p in Plan.objects.filter(is_active=True) if p.allows_format(fmt)]
+    whose = "Your" if own else "This user's"
+    message = f"{whose} plan, {plan.name} ({plan.code}), does not include {fmt.upper()} exports: it allows {allowed}."
+    if plans_with:
+        message += f" {fmt.upper()} is included in {', '.join(plans_with)}."
+    return message
+
+
+def usage_export(
+    requester: User,
+    *,
+    fmt: str,
+    params: Mapping[str, str],
+    user_id: uuid.UUID | str | None = None,
+    bom: bool = True,
+    now: datetime.datetime | None = None,
+) -> ExportFile:
+    """Export the usage history of ``user_id`` (default: the requester) as ``fmt``.
+
+    ``params`` holds ``from``/``to`` (dates, ``to`` inclusive) or ``period`` (default this
+    calendar month), read in the subject's time zone. Raises ``ExportError`` (400/403/404)
+    after recording the refusal.
+    """
+    if fmt not in FORMATS:
+        raise _refuse(
+            ExportError(f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)}.", field="format"), requester, fmt=fmt
+        )
+    subject = export_subject(requester, user_id, fmt=fmt)
+    if not subject.plan.allows_format(fmt):
+        message = plan_format_message(subject.plan, fmt, own=subject.pk == requester.pk)
+        raise _refuse(ExportForbidden(message, field="format"), requester, fmt=fmt, subject=subject)
+    try:
+        period = parse_period(params, tz=subject.tzinfo, now=now, default=DEFAULT_PERIOD)
+    except PeriodError as exc:
+        raise _refuse(ExportError(str(exc), field="period"), requester, fmt=fmt, subject=subject) from None
+    record = ExportRecord.objects.create(
+        requested_by=requester,
+        subject=subject,
+        format=fmt,
+        period_start=period.first_day,
+        period_end=period.last_day,
+        status=ExportRecord.Status.RUNNING,
+        started_at=timezone.now(),
+    )
+    filename, ascii_filename = export_filenames(subject, period, fmt)
+    file = ExportFile(record.pk, fmt, b"", CONTENT_TYPES[fmt], filename, ascii_filename, None)
+    try:
+        if fmt == "csv":
+            chunks = CsvChunks(usage_history_rows(subject, period), header=HEADER, bom=bom)
+            file.content = RecordedStream(chunks, record_id=record.pk)
+            return file
+        render = _render_pdf if fmt == "pdf" else _render_xlsx
+        file.content, rows = render(subject, period, csv_name=filename.removesuffix(".pdf") + ".csv", now=now)
+        file.size = file.content.seek(0, 2)
+        file.content.seek(0)
+    except Exception as exc:
+        export_finish(record.pk, rows=0, size=0, error=f"{type(exc).__name__}: {exc}")
+        raise
+    export_finish(record.pk, rows=rows, size=file.size)
+    return file
+
+
+def export_finish(record_id: int, *, rows: int, size: int, error: str = "") -> None:
+    """Mark an export succeeded (no error) or failed, with what it produced."""
+    status = ExportRecord.Status.FAILED if error else ExportRecord.Status.SUCCEEDED
+    with transaction.atomic():
+        ExportRecord.objects.filter(pk=record_id).update(
+            status=status, rows=rows, bytes=size, error=error, finished_at=timezone.now()
+        )
+    if error:
+        logger.warning("Export %s failed: %s", record_id, error)
+
+
+def _render_xlsx(subject: User, period: Period, *, csv_name: str, now) -> tuple[BinaryIO, int]:
+    out = tempfile.TemporaryFile()
+    try:
+        rows = xlsx_export.xlsx_write(
+            usage_history_rows(subject, period), out, sheet_title="Usage history", time_zone=str(period.tz)
+        )
+    except BaseException:
+        out.close()
+        raise
+    return out, rows
+
+
+def _render_pdf(subject: User, period: Period, *, csv_name: str, now) -> tuple[BinaryIO, int]:
+    from . import pdf_export  # WeasyPrint takes a second to import: only processes that render pay for it
+
+    context = report_context(subject, period, attachment_name=csv_name, now=now)
+    out = tempfile.TemporaryFile()
+    attachment = None
+    try:
+        if context.detail_mode != "rows":  # past the row budget: the full history rides along as a CSV
+            attachment = tempfile.TemporaryFile()
+            for chunk in CsvChunks(usage_history_rows(subject, period), header=HEADER, bom=True):
+                attachment.write(chunk)
+            attachment.seek(0)
+        pdf_export.pdf_write(context, out, attachment=attachment)
+    except BaseException:
+        out.close()
+        raise
+    finally:
+        if attachment is not None:
+            attachment.close()
+    return out, context.row_count
+
+
+class RecordedStream:
+    """Wraps a ``CsvChunks`` stream and finalises its export record when the stream ends.
+
+    Exhausted: succeeded, with the rows and bytes actually produced. An error while producing:
+    failed with the error. Closed before the end (the client went away, the server stopped):
+    failed, "interrupted". The server calls ``close()`` on every response, so one of the three
+    always happens, even for a stream never started.
+    """
+
+    def __init__(self, chunks: CsvChunks, *, record_id: int) -> None:
+        self._chunks = chunks
+        self.record_id = record_id
+        self.finished = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            self._finish()
+            raise
+        except Exception as exc:
+            self._finish(error=f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _finish(self, error: str = "") -> None:
+        if not self.finished:
+            self.finished = True
+            export_finish(self.record_id, rows=self._chunks.rows, size=self._chunks.bytes, error=error)
+
+    def close(self) -> None:
+        try:
+            self._finish(
+                error=f"Interrupted: the download stopped after {self._chunks.bytes} bytes "
+                f"({self._chunks.rows} rows); the file is incomplete."
+            )
+        finally:
+            self._chunks.close()
