@@ -109,20 +109,21 @@ def exports_generated(coaches: QuerySet[User], period: Period) -> int:
 
 
 def storage_used_mb(coaches: QuerySet[User], period: Period, *, now: datetime.datetime | None = None) -> Decimal:
-    """A balance at ``at = min(period.end, now)``, in MB (bytes / 1,048,576, one decimal, half up).
+    """A balance at the period's end (or now, if that comes first), in MB: bytes / 1,048,576, one decimal.
 
-    bytes = audio of the coaches' sessions created before ``at`` and not deleted by then
-    + export files of their data still kept then (a ``file_path``, written before ``at``,
-    ``file_deleted_at`` empty or later).
+    With ``cutoff`` = the period's end, or just after ``now`` for a period still running:
+    bytes = audio of the coaches' sessions created before ``cutoff`` and not deleted before it
+    + export files of their data kept then (a ``file_path``, written before ``cutoff``,
+    ``file_deleted_at`` empty or not before it). A sum of balances, never of daily activity.
     """
-    at = min(period.end, _now(now))
-    audio = CoachingSession.objects.filter(coach__in=coaches, created_at__lt=at).filter(
-        Q(deleted_at__isnull=True) | Q(deleted_at__gt=at)
+    cutoff = min(period.end, _now(now) + datetime.timedelta(microseconds=1))
+    audio = CoachingSession.objects.filter(coach__in=coaches, created_at__lt=cutoff).filter(
+        Q(deleted_at__isnull=True) | Q(deleted_at__gte=cutoff)
     )
     files = (
-        ExportRecord.objects.filter(subject__in=coaches, created_at__lt=at)
+        ExportRecord.objects.filter(subject__in=coaches, created_at__lt=cutoff)
         .exclude(file_path="")
-        .filter(Q(file_deleted_at__isnull=True) | Q(file_deleted_at__gt=at))
+        .filter(Q(file_deleted_at__isnull=True) | Q(file_deleted_at__gte=cutoff))
     )
     total = (audio.aggregate(b=Sum("audio_size_bytes"))["b"] or 0) + (files.aggregate(b=Sum("bytes"))["b"] or 0)
     return (Decimal(total) / BYTES_PER_MB).quantize(ONE_DP, rounding=ROUND_HALF_UP)

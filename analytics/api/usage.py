@@ -41,8 +41,9 @@ def metric_changes(current: dict, previous: dict) -> dict:
         if now_value is None or then_value is None:
             changes[name] = {"delta": None, "percent": None}
             continue
-        delta = Decimal(str(now_value)) - Decimal(str(then_value))
-        percent = None if not then_value else round(float(delta * 100 / Decimal(str(then_value))), 1)
+        now_value, then_value = Decimal(str(now_value)), Decimal(str(then_value))
+        delta = now_value - then_value
+        percent = None if not then_value else round(float(delta * 100 / then_value), 1)
         changes[name] = {"delta": float(delta), "percent": percent}
     return changes
 

@@ -234,3 +234,12 @@ def test_series_by_month_in_the_viewers_zone(coach):
     utc_year = range_period(datetime.date(2026, 1, 1), datetime.date(2026, 12, 31), tz=zoneinfo.ZoneInfo("UTC"))
     months = {row["label"]: row["minutes"] for row in usage_series(only(coach), utc_year, granularity="month")}
     assert months["2026-03"] == 1.0 and months["2026-04"] == 0.0
+
+
+def test_storage_counts_what_is_deleted_exactly_at_the_end_and_what_arrives_now(coach):
+    # Deleted at 1 May 00:00 in Taipei: still there throughout April.
+    session(coach, audio_size_bytes=MIB, created_at=utc(4, 2), deleted_at=utc(4, 30, 16, 0))
+    assert storage_used_mb(only(coach), APRIL, now=NOW) == Decimal("1.0")
+    # A period still running: an upload at this very instant is in the balance.
+    session(coach, audio_size_bytes=MIB, created_at=utc(4, 20))
+    assert storage_used_mb(only(coach), APRIL, now=utc(4, 20)) == Decimal("2.0")
