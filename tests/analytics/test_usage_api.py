@@ -11,8 +11,8 @@ from tests.factories import (
     ApiUsageFactory,
     CoachingSessionFactory,
     ExportRecordFactory,
-    UserFactory,
     UsageLogFactory,
+    UserFactory,
 )
 
 URL = "/api/v1/usage/analytics"
