@@ -222,6 +222,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 
+# Bulk operations (coaching/bulk): users per chunk task (one transaction each) and the most ids one request may name.
+BULK_CHUNK_SIZE = envint("BULK_CHUNK_SIZE", 1000)
+BULK_MAX_USERS = envint("BULK_MAX_USERS", 100_000)
+
 # Security: strict when DEBUG is off; each can be relaxed explicitly (e.g. behind a TLS proxy).
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", str(not DEBUG))
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", str(not DEBUG))

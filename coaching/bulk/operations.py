@@ -1,0 +1,308 @@
+"""Asking for a bulk operation, starting it, failing it, undoing it. Admin, API and tasks call these."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Subquery
+from django.utils import timezone
+
+from coaching.models import BulkOperation, MonthlyUsage, MonthlyUsageArchive, Plan, User
+
+from .kinds import KINDS, RESET_TYPES, DryRun, id_batches
+
+Kind = BulkOperation.Kind
+Status = BulkOperation.Status
+UNDOABLE = (Status.SUCCEEDED, Status.PARTIALLY_FAILED)
+# How many unknown ids an error lists in full (the message itself names the first few).
+LISTED_UNKNOWN = 1000
+
+
+class BulkInputError(ValueError):
+    """The request cannot be honoured as asked; ``errors`` maps each field to what to fix."""
+
+    def __init__(self, errors: dict[str, list]):
+        self.errors = errors
+        field, messages = next(iter(errors.items()))
+        super().__init__(f"{field}: {messages[0]}")
+
+
+class BulkStateError(Exception):
+    """The operation is not in a state that allows this (undo twice, undo while running, …)."""
+
+
+def max_users() -> int:
+    return settings.BULK_MAX_USERS
+
+
+def clean_parameters(kind: str, parameters: dict | None) -> dict:
+    """The operation's parameters, checked: ``reset_type`` for resets, an active ``plan`` for plan changes."""
+    parameters = dict(parameters or {})
+    if kind not in KINDS:
+        raise BulkInputError({"kind": [f"unknown operation {kind!r}: use one of {', '.join(KINDS)}"]})
+    if kind == Kind.RESET_USAGE:
+        reset_type = parameters.get("reset_type")
+        if reset_type not in RESET_TYPES:
+            raise BulkInputError({"reset_type": [f"unknown reset type {reset_type!r}: use 'monthly' or 'all'"]})
+        return {"reset_type": reset_type}
+    if kind == Kind.CHANGE_PLAN:
+        plan = parameters.get("plan")
+        codes = list(Plan.objects.filter(is_active=True).values_list("code", flat=True))
+        if plan not in codes:
+            raise BulkInputError({"plan": [f"unknown plan {plan!r}: use one of {', '.join(codes)}"]})
+        return {"plan": plan}
+    return {}
+
+
+def clean_user_ids(user_ids) -> list[uuid.UUID]:
+    """The distinct users named, in the order given; every one must be an existing user's id (a UUID)."""
+    if not isinstance(user_ids, list | tuple):
+        raise BulkInputError({"user_ids": ["must be a list of user ids (UUIDs)"]})
+    if not user_ids:
+        raise BulkInputError({"user_ids": ["is empty: select at least one user"]})
+    if len(user_ids) > max_users():
+        raise BulkInputError(
+            {
+                "user_ids": [
+                    f"at most {max_users():,} user ids per operation, got {len(user_ids):,}: split the selection"
+                ]
+            }
+        )
+    parsed, bad = [], []
+    for value in user_ids:
+        try:
+            parsed.append(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+        except (ValueError, AttributeError, TypeError):
+            bad.append(value)
+    if bad:
+        shown = ", ".join(repr(v) for v in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise BulkInputError({"user_ids": [f"{len(bad)} are not user ids (UUIDs): {shown}"]})
+    ids = list(dict.fromkeys(parsed))
+    found: set[uuid.UUID] = set()
+    for batch in id_batches(ids):
+        found.update(User.objects.filter(id__in=batch).values_list("id", flat=True))
+    unknown = [str(i) for i in ids if i not in found]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise BulkInputError(
+            {
+                "user_ids": [f"no user has {len(unknown)} of these ids: {shown}"],
+                "unknown_user_ids": unknown[:LISTED_UNKNOWN],
+            }
+        )
+    return ids
+
+
+def operation_preview(
+    *,
+    kind: str,
+    user_ids: Sequence[uuid.UUID],
+    parameters: dict,
+    requested_by: User | None,
+    at: datetime.datetime | None = None,
+) -> DryRun:
+    """The dry run: how many users and (for resets) minutes would be affected. Changes nothing."""
+    at = at or timezone.now()
+    return KINDS[kind].preview(list(user_ids), parameters=parameters, requested_by=requested_by, at=at)
+
+
+def _log_operation(op: BulkOperation, *, flag: int, message: str) -> None:
+    if op.requested_by_id is not None:
+        LogEntry.objects.log_actions(op.requested_by_id, [op], flag, change_message=message, single_object=True)
+
+
+def _same_request(op: BulkOperation, *, kind: str, ids: list[uuid.UUID], parameters: dict, dry_run: bool) -> bool:
+    return (
+        op.kind == kind
+        and op.parameters == parameters
+        and op.dry_run == dry_run
+        and sorted(op.user_ids) == sorted(str(i) for i in ids)
+    )
+
+
+def _replay(requested_by: User, key: str, **request) -> BulkOperation | None:
+    """The operation an earlier request with this Idempotency-Key created, if any; a different request is refused."""
+    existing = BulkOperation.objects.filter(requested_by=requested_by, idempotency_key=key).first()
+    if existing is not None and not _same_request(existing, **request):
+        raise BulkStateError(
+            f"Idempotency-Key {key!r} was already used for a different request (operation {existing.id}): "
+            "use a new key for a new request"
+        )
+    return existing
+
+
+def operation_create(
+    *,
+    kind: str,
+    user_ids,
+    requested_by: User,
+    parameters: dict | None = None,
+    dry_run: bool = False,
+    idempotency_key: str = "",
+    chunk_size: int | None = None,
+    now: datetime.datetime | None = None,
+) -> tuple[BulkOperation, bool]:
+    """Record an operation and, unless it is a dry run, start it once the transaction commits.
+
+    Returns ``(operation, created)``. With an ``idempotency_key`` already used by the same admin for
+    the same request, the existing operation is returned (``created`` False) and nothing new runs.
+    Without one, a re-sent request makes a new operation that finds nothing left to do.
+    """
+    now = now or timezone.now()
+    parameters = clean_parameters(kind, parameters)
+    ids = clean_user_ids(user_ids)
+    request = {"kind": kind, "ids": ids, "parameters": parameters, "dry_run": dry_run}
+    if idempotency_key and (existing := _replay(requested_by, idempotency_key, **request)):
+        return existing, False
+    try:
+        with transaction.atomic():
+            op = BulkOperation.objects.create(
+                kind=kind,
+                parameters=parameters,
+                user_ids=[str(i) for i in ids],
+                requested_by=requested_by,
+                dry_run=dry_run,
+                total=len(ids),
+                idempotency_key=idempotency_key,
+                created_at=now,
+            )
+            _log_operation(op, flag=ADDITION, message=_asked_message(op))
+            if dry_run:
+                preview = operation_preview(kind=kind, user_ids=ids, parameters=parameters, requested_by=requested_by)
+                op.summary = {"dry_run": preview.as_dict()}
+                op.status, op.started_at, op.finished_at = Status.SUCCEEDED, now, now
+                op.save(update_fields=["summary", "status", "started_at", "finished_at"])
+            else:
+                from coaching import tasks  # the tasks module imports this one
+
+                tasks.bulk_operation_start.delay_on_commit(str(op.id), chunk_size=chunk_size)
+    except IntegrityError:
+        # The same Idempotency-Key arrived twice at once: the other request won.
+        if idempotency_key and (existing := _replay(requested_by, idempotency_key, **request)):
+            return existing, False
+        raise
+    return op, True
+
+
+def _asked_message(op: BulkOperation) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in op.parameters.items())
+    return f"Bulk operation {op.id}: {op.get_kind_display()}{f' ({params})' if params else ''} of {op.total} users" + (
+        " (dry run)" if op.dry_run else ""
+    )
+
+
+def operation_start(
+    operation_id: uuid.UUID | str, *, task_id: str = "", chunk_size: int | None = None
+) -> list[list[str]]:
+    """Mark the operation running and return its chunks of user ids (none if it is not pending or running).
+
+    Safe to run twice: a redelivered start hands out the same chunks, and chunks are idempotent.
+    """
+    size = chunk_size or settings.BULK_CHUNK_SIZE
+    with transaction.atomic():
+        op = BulkOperation.objects.select_for_update().filter(pk=operation_id).first()
+        if op is None or op.dry_run or op.status not in (Status.PENDING, Status.RUNNING):
+            return []
+        if op.status == Status.PENDING:
+            op.status, op.started_at, op.celery_task_id = Status.RUNNING, timezone.now(), task_id
+            op.save(update_fields=["status", "started_at", "celery_task_id"])
+    return [op.user_ids[i : i + size] for i in range(0, len(op.user_ids), size)]
+
+
+def operation_fail(operation_id: uuid.UUID | str, *, error: str) -> None:
+    """A chunk could not run even after retries: the operation ends ``failed`` with the error."""
+    with transaction.atomic():
+        op = BulkOperation.objects.select_for_update().filter(pk=operation_id).first()
+        if op is None or op.status not in (Status.PENDING, Status.RUNNING):
+            return
+        op.status, op.error, op.finished_at = Status.FAILED, error[:2000], timezone.now()
+        op.save(update_fields=["status", "error", "finished_at"])
+        _log_operation(op, flag=CHANGE, message=f"Bulk operation {op.id} failed: {error[:500]}")
+
+
+def _undo_refusal(op: BulkOperation) -> str:
+    if op.kind != Kind.RESET_USAGE:
+        return f"Only usage resets can be undone; undo a {op.get_kind_display().lower()} with the opposite operation."
+    if op.dry_run:
+        return "A dry run changed nothing: there is nothing to undo."
+    if op.status == Status.REVERTED:
+        return (
+            f"Operation {op.id} was already undone at {op.reverted_at:%Y-%m-%d %H:%M UTC}: it cannot be undone twice."
+        )
+    if op.status not in UNDOABLE:
+        return f"Operation {op.id} is {op.status}: only a finished reset (succeeded or partially failed) can be undone."
+    return ""
+
+
+def operation_undo(op: BulkOperation, *, by: User, now: datetime.datetime | None = None) -> BulkOperation:
+    """Put a reset's archived values back into the counters that are still on the archived month.
+
+    Values are added back (counter = archived + what was counted since the reset), so usage
+    recorded after the reset is kept. A counter that has moved on to a later month is left alone:
+    the archived month already reads as zero there, and its archive stays unrestored.
+    Raises ``BulkStateError`` when the operation cannot be undone (e.g. undone already).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        op = BulkOperation.objects.select_for_update().get(pk=op.pk)
+        if refusal := _undo_refusal(op):
+            raise BulkStateError(refusal)
+        archives = MonthlyUsageArchive.objects.filter(bulk_operation=op, restored_at__isnull=True)
+        counter = MonthlyUsage.objects.filter(user_id=OuterRef("user_id"), period=OuterRef("period"))
+        restored = archives.filter(Exists(counter)).update(restored_at=now)
+        archive = MonthlyUsageArchive.objects.filter(
+            bulk_operation=op, restored_at=now, user_id=OuterRef("user_id"), period=OuterRef("period")
+        )
+        MonthlyUsage.objects.filter(Exists(archive)).update(
+            minutes=F("minutes") + Subquery(archive.values("minutes")[:1]),
+            sessions=F("sessions") + Subquery(archive.values("sessions")[:1]),
+            transcriptions=F("transcriptions") + Subquery(archive.values("transcriptions")[:1]),
+            updated_at=now,
+        )
+        not_restored = archives.count()
+        _log_undo(op, by=by, now=now)
+        op.status, op.reverted_at = Status.REVERTED, now
+        op.summary = {**op.summary, "undo": {"users_restored": restored, "users_not_restored": not_restored}}
+        op.save(update_fields=["status", "reverted_at", "summary"])
+        LogEntry.objects.log_actions(
+            by.pk,
+            [op],
+            CHANGE,
+            change_message=(
+                f"Bulk operation {op.id} undone: {restored} users' counters restored, "
+                f"{not_restored} left alone (their counters have moved on to a later month)"
+            ),
+            single_object=True,
+        )
+    return op
+
+
+def _log_undo(op: BulkOperation, *, by: User, now: datetime.datetime) -> None:
+    user_type = ContentType.objects.get_for_model(User)
+    rows = (
+        MonthlyUsageArchive.objects.filter(bulk_operation=op, restored_at=now)
+        .order_by("id")
+        .values_list("user_id", "user__email", "period", "minutes", "sessions", "transcriptions")
+    )
+    entries = [
+        LogEntry(
+            action_time=now,
+            user_id=by.pk,
+            content_type_id=user_type.id,
+            object_id=str(user_id),
+            object_repr=email[:200],
+            action_flag=CHANGE,
+            change_message=(
+                f"Undo of bulk operation {op.id}: restored {period:%Y-%m} usage "
+                f"({minutes} min, {sessions} sessions, {transcriptions} transcriptions)"
+            ),
+        )
+        for user_id, email, period, minutes, sessions, transcriptions in rows.iterator(chunk_size=2000)
+    ]
+    LogEntry.objects.bulk_create(entries, batch_size=1000)

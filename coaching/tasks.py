@@ -1,0 +1,43 @@
+"""Celery tasks: thin wrappers that take ids and call a service. Rules live in the services.
+
+Bulk operations: ``bulk_operation_start`` marks the operation running and fans out one
+``bulk_operation_chunk`` per chunk of users. Tasks are acknowledged late and requeued when a
+worker dies (settings), and every chunk is idempotent, so a redelivered task finishes the job
+without touching anyone twice. Transient database errors are retried with backoff; a task that
+still fails ends the operation ``failed`` with the error.
+"""
+
+from celery import shared_task
+from celery.contrib.django.task import DjangoTask
+from django.db import InterfaceError, OperationalError
+
+from coaching import bulk
+
+RETRY = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "max_retries": 5,
+}
+
+
+class BulkTask(DjangoTask):
+    """A bulk task whose final failure (retries exhausted) fails its operation instead of leaving it running."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        operation_id = args[0] if args else kwargs.get("operation_id")
+        if operation_id:
+            bulk.operation_fail(operation_id, error=f"{self.name} failed: {type(exc).__name__}: {exc}")
+
+
+@shared_task(bind=True, base=BulkTask, **RETRY)
+def bulk_operation_start(self, operation_id: str, chunk_size: int | None = None) -> int:
+    chunks = bulk.operation_start(operation_id, task_id=self.request.id or "", chunk_size=chunk_size)
+    for user_ids in chunks:
+        bulk_operation_chunk.delay(operation_id, user_ids)
+    return len(chunks)
+
+
+@shared_task(bind=True, base=BulkTask, **RETRY)
+def bulk_operation_chunk(self, operation_id: str, user_ids: list[str]) -> int:
+    return bulk.chunk_run(operation_id, user_ids)
