@@ -88,6 +88,7 @@ def pdf_write(
         attachments.append(
             Attachment(
                 file_obj=attachment,
+                base_url=str(fetcher.root),  # else WeasyPrint reads the anonymous file's fd number as its name
                 name=context.attachment_name,
                 description="The full usage history (CSV, UTF-8)",
                 url_fetcher=fetcher,

@@ -7,8 +7,8 @@ screen never disagree. The coach's practice (sessions, hours, income they record
 
 Row budget: WeasyPrint lays out roughly 125 table rows a second here, so a detail table of 10,000
 ledger rows would take over a minute and a gigabyte. Up to ``ROW_BUDGET`` rows the report lists
-every ledger row; past it, the table shows one line per local day (or per month when the period
-has more days than the budget) and the full history travels inside the PDF as an attached CSV.
+every ledger row; past it, the table shows one line per local day (per month when the period is
+longer than a year) and the full history travels inside the PDF as an attached CSV.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ from .rows import AggregateRow, usage_history_aggregates, usage_history_count, u
 from .svg import chart_svg
 
 ROW_BUDGET = 500
+# Past the budget, one line per day for periods up to a year (at most 366 lines), else per month.
+DAILY_UP_TO_DAYS = 366
 CLIENT_LINES = 15
+CHART_SIZES = ((520, 170), (250, 140), (250, 140))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +55,7 @@ class ReportContext:
     detail_rows: list[tuple]
     aggregate_rows: list[AggregateRow]
     attachment_name: str
+    row_budget: int
 
     @property
     def failure_percent(self) -> Decimal | None:
@@ -67,7 +71,6 @@ class ReportContext:
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)} | {
             "currencies": self.currencies,
             "failure_percent": self.failure_percent,
-            "row_budget": ROW_BUDGET,
         }
 
 
@@ -76,11 +79,12 @@ def report_context(
     period: Period,
     *,
     attachment_name: str,
-    row_budget: int = ROW_BUDGET,
+    row_budget: int | None = None,
     now: datetime.datetime | None = None,
 ) -> ReportContext:
-    """The report for ``subject`` over ``period``, as of ``now``."""
+    """The report for ``subject`` over ``period``, as of ``now``; ``row_budget`` defaults to ``ROW_BUDGET``."""
     now = now or timezone.now()
+    row_budget = ROW_BUDGET if row_budget is None else row_budget
     scope = User.objects.filter(pk=subject.pk)
     summary = usage_summary(scope, period, now=now)
     series = usage_series(scope, period, now=now)
@@ -93,7 +97,7 @@ def report_context(
     if row_count <= row_budget:
         mode, detail, aggregates = "rows", list(usage_history_rows(subject, period, spreadsheet_safe=False)), []
     else:
-        mode = "day" if period.days <= row_budget else "month"
+        mode = "day" if period.days <= DAILY_UP_TO_DAYS else "month"
         detail, aggregates = [], usage_history_aggregates(subject, period, granularity=mode)
     clients, clients_total = practice.practice_by_client(subject, period, limit=CLIENT_LINES)
     return ReportContext(
@@ -103,7 +107,11 @@ def report_context(
         generated_at=now.astimezone(period.tz),
         summary=summary,
         plan=plan_usage(subject, now=now),
-        charts=[{"spec": spec, "svg": mark_safe(chart_svg(spec))} for spec in specs],  # noqa: S308 (escaped in svg.py)
+        charts=[
+            # The minutes chart across the page, the other two side by side; svg.py escapes every text.
+            {"spec": spec, "svg": mark_safe(chart_svg(spec, width=w, height=h))}  # noqa: S308
+            for spec, (w, h) in zip(specs, CHART_SIZES, strict=True)
+        ],
         practice_totals=practice.practice_totals(subject, period),
         practice_months=practice.practice_by_month(subject, period),
         practice_clients=clients,
@@ -113,4 +121,5 @@ def report_context(
         detail_rows=detail,
         aggregate_rows=aggregates,
         attachment_name=attachment_name,
+        row_budget=row_budget,
     )

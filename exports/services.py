@@ -173,7 +173,8 @@ def usage_export(
             file.content = RecordedStream(chunks, record_id=record.pk)
             return file
         render = _render_pdf if fmt == "pdf" else _render_xlsx
-        file.content, rows = render(subject, period, csv_name=filename.removesuffix(".pdf") + ".csv", now=now)
+        # The attached CSV gets the ASCII name: WeasyPrint writes a PDF's legacy /F name as raw UTF-8.
+        file.content, rows = render(subject, period, csv_name=ascii_filename.removesuffix(".pdf") + ".csv", now=now)
         file.size = file.content.seek(0, 2)
         file.content.seek(0)
     except Exception as exc:

@@ -14,6 +14,15 @@ PALETTE = ("#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#c
 LIMIT_COLOUR = "#dc2626"
 GRID = "#e5e7eb"
 INK = "#374151"
+# Sessions by status: the colours a reader expects (green done, red failed, grey idle).
+STATUS_COLOURS = {
+    "completed": "#16a34a",
+    "failed": "#dc2626",
+    "processing": "#2563eb",
+    "pending": "#f59e0b",
+    "uploading": "#9ca3af",
+    "cancelled": "#4b5563",
+}
 FONT = 'font-family="Noto Sans CJK TC, Noto Sans, DejaVu Sans, sans-serif"'
 
 
@@ -28,15 +37,25 @@ def _label(value: float) -> str:
     return f"{value:g}" if value == int(value) else f"{value:.1f}"
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 × 10^n at or above ``value`` (1 for zero): a readable axis top."""
+def nice_step(value: float, *, whole: bool = False) -> float:
+    """The smallest 1, 2, 2.5 or 5 × 10^n at or above ``value``; ``whole``: at least 1 and never 2.5."""
     if value <= 0:
         return 1.0
     magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    steps = (1, 2, 5, 10) if whole and magnitude <= 1 else (1, 2, 2.5, 5, 10)
+    for step in steps:
         if value <= step * magnitude:
-            return step * magnitude
+            return max(step * magnitude, 1.0) if whole else step * magnitude
     return 10 * magnitude
+
+
+def axis(values: list[float]) -> tuple[float, int]:
+    """A readable value axis for ``values``: (top, number of intervals), 4 intervals or fewer for small counts."""
+    top = max(values, default=0)
+    whole = all(float(v).is_integer() for v in values)
+    step = nice_step(top / 4, whole=whole)
+    intervals = max(1, math.ceil(top / step)) if top > 0 else 4 if not whole else 1
+    return step * intervals, intervals
 
 
 def chart_svg(spec: dict, *, width: int = 520, height: int = 200) -> str:
@@ -59,14 +78,14 @@ def _cartesian(spec: dict, *, width: int, height: int) -> str:
     left, right, top, bottom = 44, 8, 8, 44 if len(datasets) > 1 else 28
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [float(v) for ds in datasets for v in ds["data"] if v is not None]
-    y_max = nice_ceiling(max(values, default=0))
+    y_max, intervals = axis(values)
     parts = [_open(spec, width, height)]
 
     def y(value: float) -> float:
         return top + plot_h - (float(value) / y_max) * plot_h
 
-    for i in range(5):  # gridlines and value labels at 0, 25, 50, 75, 100 % of the axis
-        tick = y_max * i / 4
+    for i in range(intervals + 1):  # gridlines and value labels at each step of the axis
+        tick = y_max * i / intervals
         parts.append(
             f'<line x1="{left}" y1="{_num(y(tick))}" x2="{width - right}" y2="{_num(y(tick))}" '
             f'stroke="{GRID}" stroke-width="0.8"/>'
@@ -127,6 +146,7 @@ def _legend(datasets: list[dict], *, x: float, y: float) -> str:
 
 def _doughnut(spec: dict, *, width: int, height: int) -> str:
     labels, data = spec["labels"], [float(v) for v in spec["datasets"][0]["data"]]
+    colours = [STATUS_COLOURS.get(str(label).lower(), PALETTE[k % 8]) for k, label in enumerate(labels)]
     total = sum(data)
     cx, cy = height / 2, height / 2
     outer, inner = height / 2 - 8, height / 4
@@ -141,7 +161,7 @@ def _doughnut(spec: dict, *, width: int, height: int) -> str:
         if value <= 0:
             continue
         sweep = 2 * math.pi * value / total
-        parts.append(_ring_segment(cx, cy, outer, inner, angle, min(sweep, 2 * math.pi - 1e-4), PALETTE[k % 8]))
+        parts.append(_ring_segment(cx, cy, outer, inner, angle, min(sweep, 2 * math.pi - 1e-4), colours[k]))
         angle += sweep
     parts.append(
         f'<text x="{_num(cx)}" y="{_num(cy + 4)}" text-anchor="middle" font-size="12" fill="{INK}" {FONT}>'
@@ -150,7 +170,7 @@ def _doughnut(spec: dict, *, width: int, height: int) -> str:
     for k, (label, value) in enumerate(zip(labels, data, strict=True)):
         ly = 14 + k * 14
         parts.append(
-            f'<rect x="{_num(height + 10)}" y="{ly - 8}" width="9" height="9" fill="{PALETTE[k % 8]}"/>'
+            f'<rect x="{_num(height + 10)}" y="{ly - 8}" width="9" height="9" fill="{colours[k]}"/>'
             f'<text x="{_num(height + 24)}" y="{ly}" font-size="9" fill="{INK}" {FONT}>'
             f"{escape(str(label))}: {_label(value)}</text>"
         )
