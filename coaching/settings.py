@@ -205,6 +205,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "BulkOperationStatusEnum": "coaching.models.bulk.BulkOperation.Status",
+        "BulkOperationKindEnum": "coaching.models.bulk.BulkOperation.Kind",
+    },
 }
 
 # Celery: without a broker, tasks run eagerly in-process (the embedded default).

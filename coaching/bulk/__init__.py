@@ -18,6 +18,7 @@ from .operations import (
     operation_preview,
     operation_start,
     operation_undo,
+    parse_user_ids,
 )
 
 BULK_PERMISSION = "coaching.run_bulkoperation"
@@ -38,4 +39,5 @@ __all__ = [
     "operation_preview",
     "operation_start",
     "operation_undo",
+    "parse_user_ids",
 ]

@@ -60,30 +60,31 @@ def clean_parameters(kind: str, parameters: dict | None) -> dict:
     return {}
 
 
-def clean_user_ids(user_ids) -> list[uuid.UUID]:
-    """The distinct users named, in the order given; every one must be an existing user's id (a UUID)."""
+def parse_user_ids(user_ids) -> list[uuid.UUID]:
+    """The distinct ids given, in order, checked for shape only: a non-empty list of UUIDs within the limit."""
     if not isinstance(user_ids, list | tuple):
         raise BulkInputError({"user_ids": ["must be a list of user ids (UUIDs)"]})
     if not user_ids:
         raise BulkInputError({"user_ids": ["is empty: select at least one user"]})
     if len(user_ids) > max_users():
         raise BulkInputError(
-            {
-                "user_ids": [
-                    f"at most {max_users():,} user ids per operation, got {len(user_ids):,}: split the selection"
-                ]
-            }
+            {"user_ids": [f"at most {max_users():,} user ids per operation, got {len(user_ids):,}: split them up"]}
         )
     parsed, bad = [], []
     for value in user_ids:
         try:
-            parsed.append(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
-        except (ValueError, AttributeError, TypeError):
+            parsed.append(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
+        except (ValueError, AttributeError, TypeError):  # ids are strings: 42 or true is not one
             bad.append(value)
     if bad:
         shown = ", ".join(repr(v) for v in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
         raise BulkInputError({"user_ids": [f"{len(bad)} are not user ids (UUIDs): {shown}"]})
-    ids = list(dict.fromkeys(parsed))
+    return list(dict.fromkeys(parsed))
+
+
+def clean_user_ids(user_ids) -> list[uuid.UUID]:
+    """The distinct users named, in the order given; every one must be an existing user's id (a UUID)."""
+    ids = parse_user_ids(user_ids)
     found: set[uuid.UUID] = set()
     for batch in id_batches(ids):
         found.update(User.objects.filter(id__in=batch).values_list("id", flat=True))

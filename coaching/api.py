@@ -1,0 +1,286 @@
+"""Bulk operations API (admins only): start a usage reset, poll an operation, undo it.
+
+``POST /api/v1/admin/bulk/reset-usage`` → 202 and the operation to poll;
+``GET /api/v1/admin/bulk/operations/<id>`` → status, progress, totals and paginated results;
+``POST /api/v1/admin/bulk/operations/<id>/undo`` → the operation, reverted.
+
+Re-sending a request: with the same ``Idempotency-Key`` header (same admin, same body) the
+first operation is returned (200) and nothing new runs; without a key a new operation is
+created that finds nothing left to do (every user skipped: "counters are already zero").
+"""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from coaching import bulk
+from coaching.models import BulkOperation, BulkOperationResult
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+class IsBulkOperator(BasePermission):
+    """Superusers, or users given the "Can run bulk operations on users" permission."""
+
+    message = "Only admins may run bulk operations (a superuser or the 'Can run bulk operations on users' permission)."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_active and user.has_perm(bulk.BULK_PERMISSION))
+
+
+class BulkErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong and what to fix.")
+    errors = serializers.DictField(required=False, help_text="Messages by field; unknown_user_ids lists unknown ids.")
+
+    class Meta:
+        ref_name = "BulkError"
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "format": "uuid"},
+        "minItems": 1,
+        "description": "Users' ids (UUIDs), at most BULK_MAX_USERS (100,000 by default). Duplicates count once.",
+    }
+)
+class UserIdsField(serializers.Field):
+    """User ids checked for shape here (a non-empty list of UUIDs within the limit); the use case checks they exist."""
+
+    def to_internal_value(self, data):
+        try:
+            return bulk.parse_user_ids(data)
+        except bulk.BulkInputError as error:
+            raise ValidationError(error.errors["user_ids"]) from None
+
+    def to_representation(self, value):
+        return [str(v) for v in value]
+
+
+class OperationSerializer(serializers.Serializer):
+    """An operation as clients poll it. ``summary`` holds the dry run, what was done, and the undo."""
+
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=BulkOperation.Kind.choices)
+    status = serializers.ChoiceField(choices=BulkOperation.Status.choices)
+    dry_run = serializers.BooleanField()
+    parameters = serializers.DictField(help_text='e.g. {"reset_type": "monthly"}')
+    total = serializers.IntegerField(min_value=0, help_text="Distinct users selected.")
+    processed = serializers.IntegerField(min_value=0)
+    succeeded = serializers.IntegerField(min_value=0)
+    skipped = serializers.IntegerField(min_value=0)
+    failed = serializers.IntegerField(min_value=0)
+    progress_percent = serializers.IntegerField(min_value=0, max_value=100)
+    summary = serializers.DictField(help_text="dry_run: the figures; done: what changed; undo: what was restored.")
+    error = serializers.CharField(allow_blank=True)
+    requested_by = serializers.EmailField(source="requested_by.email", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    reverted_at = serializers.DateTimeField(allow_null=True)
+    status_url = serializers.SerializerMethodField()
+    undo_url = serializers.SerializerMethodField(help_text="Null unless this is a finished reset that can be undone.")
+
+    class Meta:
+        ref_name = "BulkOperation"
+
+    def get_status_url(self, op: BulkOperation) -> str:
+        return self.context["request"].build_absolute_uri(reverse("coaching:bulk-operation", args=[op.pk]))
+
+    def get_undo_url(self, op: BulkOperation) -> str | None:
+        if op.kind != BulkOperation.Kind.RESET_USAGE or op.dry_run or op.status not in bulk.operations.UNDOABLE:
+            return None
+        return self.context["request"].build_absolute_uri(reverse("coaching:bulk-operation-undo", args=[op.pk]))
+
+
+def _operation_or_404(queryset, operation_id) -> BulkOperation:
+    op = queryset.filter(pk=operation_id).first()
+    if op is None:
+        raise NotFound(f"No bulk operation has the id {operation_id}.")
+    return op
+
+
+def _operation_data(request: Request, op: BulkOperation) -> dict:
+    return OperationSerializer(op, context={"request": request}).data
+
+
+class BulkResetUsageApi(APIView):
+    """Reset the usage counters of the given users (archived first), in the background; or only count (dry run)."""
+
+    parser_classes = [JSONParser]
+    permission_classes = [IsBulkOperator]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "bulk"
+
+    class InputSerializer(serializers.Serializer):
+        user_ids = UserIdsField()
+        reset_type = serializers.ChoiceField(
+            choices=bulk.RESET_TYPES,
+            help_text="monthly: this month's counters (in each user's time zone); all: counters of any month.",
+            error_messages={"invalid_choice": "unknown reset type {input!r}: use 'monthly' or 'all'"},
+        )
+        dry_run = serializers.BooleanField(default=False, help_text="Only count users and minutes; change nothing.")
+
+        class Meta:
+            ref_name = "BulkResetUsageInput"
+
+    @extend_schema(
+        operation_id="bulk_reset_usage",
+        request=InputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Re-sending the same request with the same key returns the first operation.",
+            )
+        ],
+        responses={
+            202: OpenApiResponse(OperationSerializer, description="Started: poll status_url."),
+            200: OpenApiResponse(OperationSerializer, description="A dry run, or a replay of an Idempotency-Key."),
+            400: OpenApiResponse(BulkErrorSerializer, description="Bad input; nothing was created or changed."),
+            403: OpenApiResponse(BulkErrorSerializer, description="Not an admin."),
+            409: OpenApiResponse(BulkErrorSerializer, description="Idempotency-Key reused for a different request."),
+            429: OpenApiResponse(BulkErrorSerializer, description="Too many bulk requests."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > IDEMPOTENCY_KEY_MAX:
+            raise ValidationError({"Idempotency-Key": [f"at most {IDEMPOTENCY_KEY_MAX} characters"]})
+        try:
+            op, created = bulk.operation_create(
+                kind=BulkOperation.Kind.RESET_USAGE,
+                user_ids=data["user_ids"],
+                parameters={"reset_type": data["reset_type"]},
+                requested_by=request.user,
+                dry_run=data["dry_run"],
+                idempotency_key=key,
+            )
+        except bulk.BulkInputError as error:
+            raise ValidationError(error.errors) from None
+        except bulk.BulkStateError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        op.refresh_from_db()  # eager (embedded) runs have finished by now
+        code = status.HTTP_202_ACCEPTED if created and not op.dry_run else status.HTTP_200_OK
+        return Response(_operation_data(request, op), status=code)
+
+
+class ResultSerializer(serializers.Serializer):
+    user_id = serializers.UUIDField()
+    email = serializers.EmailField(source="user.email")
+    status = serializers.ChoiceField(choices=BulkOperationResult.Status.choices)
+    reason = serializers.CharField(allow_blank=True, help_text="Why skipped, or the error when failed.")
+    before = serializers.DictField(help_text="The values before the change.")
+
+    class Meta:
+        ref_name = "BulkOperationResult"
+
+
+class ResultsPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField(min_value=0)
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ResultSerializer(many=True)
+
+    class Meta:
+        ref_name = "BulkOperationResultsPage"
+
+
+class ResultsPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class BulkOperationDetailApi(APIView):
+    """An operation's status, progress and totals, with its per-user results a page at a time."""
+
+    permission_classes = [IsBulkOperator]
+
+    class InputSerializer(serializers.Serializer):
+        page = serializers.IntegerField(min_value=1, required=False, help_text="Page of results (50 a page).")
+        page_size = serializers.IntegerField(min_value=1, max_value=500, required=False)
+        status = serializers.ChoiceField(
+            choices=BulkOperationResult.Status.choices, required=False, help_text="Only results with this status."
+        )
+
+        class Meta:
+            ref_name = "BulkOperationQuery"
+
+    class OutputSerializer(OperationSerializer):
+        results = ResultsPageSerializer(help_text="Per-user results, in the order they were recorded.")
+
+        class Meta:
+            ref_name = "BulkOperationDetail"
+
+    @extend_schema(
+        operation_id="bulk_operation_detail",
+        parameters=[InputSerializer],
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(BulkErrorSerializer, description="Bad query parameter."),
+            403: OpenApiResponse(BulkErrorSerializer, description="Not an admin."),
+            404: OpenApiResponse(BulkErrorSerializer, description="No such operation, or no such page."),
+        },
+    )
+    def get(self, request: Request, operation_id) -> Response:
+        query = self.InputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        op = _operation_or_404(BulkOperation.objects.select_related("requested_by"), operation_id)
+        results = op.results.select_related("user").order_by("id")
+        if "status" in query.validated_data:
+            results = results.filter(status=query.validated_data["status"])
+        paginator = ResultsPagination()
+        page = paginator.paginate_queryset(results, request, view=self)
+        data = _operation_data(request, op)
+        data["results"] = {
+            "count": paginator.page.paginator.count,
+            "next": paginator.get_next_link(),
+            "previous": paginator.get_previous_link(),
+            "results": ResultSerializer(page, many=True).data,
+        }
+        return Response(data)
+
+
+class BulkOperationUndoApi(APIView):
+    """Undo a finished usage reset from its archives. Undoing twice is refused (409)."""
+
+    permission_classes = [IsBulkOperator]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "bulk"
+
+    @extend_schema(
+        operation_id="bulk_operation_undo",
+        request=None,
+        responses={
+            200: OpenApiResponse(OperationSerializer, description="Reverted: summary.undo says how many users."),
+            403: OpenApiResponse(BulkErrorSerializer, description="Not an admin."),
+            404: OpenApiResponse(BulkErrorSerializer, description="No such operation."),
+            409: OpenApiResponse(BulkErrorSerializer, description="Cannot be undone (already undone, running, …)."),
+            429: OpenApiResponse(BulkErrorSerializer, description="Too many bulk requests."),
+        },
+    )
+    def post(self, request: Request, operation_id) -> Response:
+        op = _operation_or_404(BulkOperation.objects.all(), operation_id)
+        try:
+            op = bulk.operation_undo(op, by=request.user)
+        except bulk.BulkStateError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return Response(_operation_data(request, op))
