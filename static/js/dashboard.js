@@ -1,0 +1,280 @@
+/*
+ * The usage dashboard: draws the server's chart specs with Chart.js, then keeps the page's
+ * numbers fresh by polling the analytics API with the page's own query string. Charts are
+ * updated in place (chart.update()), never re-created; nothing reloads the page.
+ *
+ * Numbers are formatted exactly as the server's `number`/`signed` filters do (comma
+ * grouping, fixed decimals, half-up rounding) so a refresh never changes their shape.
+ */
+(function () {
+  "use strict";
+
+  var PALETTE = ["#2557d6", "#1e7a3c", "#b86e00", "#b3261e", "#6f42c1", "#0f7c8c", "#5b6475"];
+  // Sessions by status come in the model's order: uploading, pending, processing, completed,
+  // failed, cancelled. Completed reads green and failed red, whatever language the labels are in.
+  var STATUS_COLORS = ["#9aa3b5", "#6c8ee6", "#b86e00", "#1e7a3c", "#b3261e", "#5b6475"];
+  var formatters = {};
+
+  function formatNumber(value, decimals) {
+    if (value === null || value === undefined || value === "") return "\u2014";
+    var key = String(decimals);
+    if (!formatters[key]) {
+      // "en-US" on purpose: both UI languages group digits with commas and use a decimal point.
+      formatters[key] = new Intl.NumberFormat("en-US", {
+        minimumFractionDigits: decimals,
+        maximumFractionDigits: decimals,
+        roundingMode: "halfExpand",
+      });
+    }
+    return formatters[key].format(Number(value));
+  }
+
+  function formatSigned(value, decimals) {
+    if (value === null || value === undefined) return "\u2014";
+    var amount = Number(value);
+    var text = formatNumber(Math.abs(amount), decimals);
+    if (text === formatNumber(0, decimals)) return text;
+    return (amount > 0 ? "+" : "\u2212") + text;
+  }
+
+  function chartNumber(value) {
+    if (value === null || value === undefined) return "\u2014";
+    return formatNumber(value, Number.isInteger(Number(value)) ? 0 : 2);
+  }
+
+  function setText(node, text) {
+    // Only touch what changed, so screen readers (aria-live) hear only new figures.
+    if (node && node.textContent !== text) node.textContent = text;
+  }
+
+  /* ---- period form: the date fields only matter for a custom range ------------------- */
+  function wirePeriodForm() {
+    var select = document.getElementById("id_period");
+    var range = document.querySelector("[data-custom-range]");
+    if (!select || !range) return;
+    function sync() {
+      var custom = select.value === "custom";
+      range.hidden = !custom;
+      range.querySelectorAll("input").forEach(function (input) {
+        input.disabled = !custom; // disabled fields are not submitted: preset URLs stay short
+      });
+    }
+    select.addEventListener("change", sync);
+    sync();
+  }
+
+  /* ---- charts ------------------------------------------------------------------------- */
+  function isRound(type) {
+    return type === "doughnut" || type === "pie";
+  }
+
+  function datasetFor(spec, ds, index) {
+    var type = ds.type || spec.type;
+    var color = PALETTE[index % PALETTE.length];
+    var out = { label: ds.label, data: ds.data.slice(), type: type };
+    if (isRound(spec.type)) {
+      var colors = spec.id === "sessions-by-status" ? STATUS_COLORS : PALETTE;
+      out.backgroundColor = ds.data.map(function (_, i) { return colors[i % colors.length]; });
+    } else if (type === "line") {
+      out.borderColor = color;
+      out.backgroundColor = color;
+      out.borderWidth = 2;
+      out.pointRadius = 0;
+      out.pointStyle = "line";
+      if (spec.type !== "line") out.borderDash = [6, 4]; // a line over bars is a reference (the plan limit)
+    } else {
+      out.backgroundColor = color;
+      out.pointStyle = "rect";
+    }
+    return out;
+  }
+
+  function configFor(spec) {
+    var round = isRound(spec.type);
+    return {
+      type: spec.type,
+      data: { labels: spec.labels.slice(), datasets: spec.datasets.map(function (ds, i) { return datasetFor(spec, ds, i); }) },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: { duration: 250 },
+        plugins: { legend: { position: "bottom", labels: { usePointStyle: !round } } },
+        scales: round ? {} : {
+          y: {
+            beginAtZero: true,
+            title: { display: Boolean(spec.unit), text: spec.unit || "" },
+            // Counts have no fractions; minutes may.
+            ticks: { precision: spec.unit === "min" ? undefined : 0 },
+          },
+        },
+      },
+    };
+  }
+
+  function updateChart(chart, spec) {
+    chart.data.labels = spec.labels.slice();
+    spec.datasets.forEach(function (ds, i) {
+      var fresh = datasetFor(spec, ds, i);
+      var current = chart.data.datasets[i];
+      if (current) {
+        current.label = fresh.label;
+        current.data = fresh.data;
+        if (isRound(spec.type)) current.backgroundColor = fresh.backgroundColor;
+      } else {
+        chart.data.datasets.push(fresh);
+      }
+    });
+    chart.data.datasets.length = spec.datasets.length;
+    chart.update();
+  }
+
+  function updateTable(spec) {
+    var body = document.querySelector('[data-chart="' + spec.id + '"] [data-chart-rows]');
+    if (!body) return;
+    var rows = spec.labels.map(function (label, i) {
+      var tr = document.createElement("tr");
+      var th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = label;
+      tr.appendChild(th);
+      spec.datasets.forEach(function (ds) {
+        var td = document.createElement("td");
+        td.className = "num";
+        td.textContent = chartNumber(ds.data[i]);
+        tr.appendChild(td);
+      });
+      return tr;
+    });
+    body.replaceChildren.apply(body, rows);
+  }
+
+  function drawCharts(specs, charts) {
+    specs.forEach(function (spec) {
+      var existing = charts[spec.id];
+      if (existing) {
+        updateChart(existing, spec);
+        updateTable(spec);
+        return;
+      }
+      var canvas = document.getElementById("chart-" + spec.id);
+      if (canvas && window.Chart) charts[spec.id] = new window.Chart(canvas, configFor(spec));
+    });
+  }
+
+  /* ---- cards -------------------------------------------------------------------------- */
+  function updateChange(card, change, decimals) {
+    var box = card.querySelector("[data-change]");
+    if (!box) return;
+    var text = box.querySelector("[data-change-text]");
+    var arrow = box.querySelector("[data-change-arrow]");
+    if (!change || change.delta === null || change.delta === undefined) {
+      setText(text, "\u2014");
+      if (arrow) setText(arrow, "");
+      return;
+    }
+    var absolute = Number(change.delta);
+    var label = formatSigned(absolute, decimals);
+    if (change.percent !== null && change.percent !== undefined) label += " (" + formatSigned(change.percent, 1) + " %)";
+    setText(text, label);
+    if (arrow) setText(arrow, absolute > 0 ? "\u25B2" : absolute < 0 ? "\u25BC" : "\uFF1D");
+    box.classList.toggle("up", absolute > 0);
+    box.classList.toggle("down", absolute < 0);
+  }
+
+  function updatePlan(root, plan) {
+    var box = root.querySelector("[data-plan]");
+    if (!box || !plan) return;
+    box.querySelectorAll("[data-plan-used]").forEach(function (node) { setText(node, formatNumber(plan.used_minutes, 2)); });
+    setText(box.querySelector("[data-plan-percent]"), formatNumber(plan.percent, 1));
+    setText(box.querySelector("[data-plan-projected]"), formatNumber(plan.projected_minutes, 2));
+    setText(box.querySelector("[data-plan-projected-percent]"), formatNumber(plan.projected_percent, 1));
+    var bar = box.querySelector("[data-plan-bar]");
+    if (bar && plan.limit_minutes !== null) {
+      var clamp = function (p) { return Math.max(0, Math.min(100, Number(p) || 0)).toFixed(1) + "%"; };
+      box.querySelector("[data-plan-fill]").style.width = clamp(plan.percent);
+      box.querySelector("[data-plan-projected-mark]").style.left = clamp(plan.projected_percent);
+      bar.setAttribute("aria-valuenow", String(plan.used_minutes));
+      bar.setAttribute("aria-valuetext", formatNumber(plan.used_minutes, 2) + " / " + formatNumber(plan.limit_minutes, 0) +
+        " (" + formatNumber(plan.percent, 1) + " %)");
+    }
+    box.className = box.className.replace(/\blevel-\S+/, "level-" + plan.level);
+    box.dataset.level = plan.level;
+    var warning = box.querySelector("[data-plan-warning]");
+    if (warning) {
+      warning.hidden = plan.level !== "warning" && plan.level !== "over";
+      warning.querySelectorAll("[data-level-text]").forEach(function (node) { node.hidden = node.dataset.levelText !== plan.level; });
+    }
+  }
+
+  function updateCards(root, data) {
+    root.querySelectorAll("[data-metric]").forEach(function (card) {
+      var metric = card.dataset.metric;
+      var decimals = Number(card.dataset.decimals);
+      setText(card.querySelector("[data-value]"), formatNumber(data[metric], decimals));
+      updateChange(card, data.changes ? data.changes[metric] : null, decimals);
+    });
+    updatePlan(root, data.plan);
+  }
+
+  /* ---- polling ------------------------------------------------------------------------ */
+  function start(root) {
+    var specsNode = document.getElementById("chart-specs");
+    var charts = {};
+    drawCharts(specsNode ? JSON.parse(specsNode.textContent) : [], charts);
+
+    var url = root.dataset.apiUrl;
+    var every = Math.max(5, Number(root.dataset.refreshSeconds) || 30) * 1000;
+    var stamp = document.getElementById("last-updated");
+    var problem = document.getElementById("refresh-error");
+    var clock = new Intl.DateTimeFormat("en-GB", {
+      timeZone: root.dataset.timezone || undefined,
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    });
+    var timer = null;
+    var inFlight = null;
+
+    function refresh() {
+      if (inFlight) return inFlight;
+      inFlight = fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) {
+          if (!response.ok) throw new Error(response.status + " " + response.statusText);
+          return response.json();
+        })
+        .then(function (data) {
+          updateCards(root, data);
+          if (data.charts) drawCharts(data.charts, charts);
+          var now = new Date();
+          stamp.dateTime = now.toISOString();
+          setText(stamp, clock.format(now));
+          problem.hidden = true;
+          return data;
+        })
+        .catch(function (error) {
+          problem.hidden = false;
+          setText(problem, (root.dataset.refreshFailed || "Could not refresh") + ": " + error.message);
+        })
+        .finally(function () {
+          inFlight = null;
+        });
+      return inFlight;
+    }
+
+    function schedule() {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        if (document.hidden) return schedule(); // a background tab does not poll
+        refresh().then(schedule);
+      }, every);
+    }
+
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) refresh().then(schedule);
+    });
+    schedule();
+    return { refresh: refresh, charts: charts };
+  }
+
+  wirePeriodForm();
+  var root = document.querySelector("[data-dashboard]");
+  if (root) window.usageDashboard = start(root);
+})();
