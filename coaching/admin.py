@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
+from exports.admin_actions import SafeExportAdminMixin, export_usage_report
+from exports.resources import CoachingSessionResource, PaymentResource, UsageLogResource, UserResource
+
+from .admin_bulk import BULK_USER_ACTIONS, BulkOperationAdminMixin, BulkUserActionsMixin
 from .models import (
     ApiUsage,
     BulkOperation,
-    BulkOperationResult,
     Client,
     CoachingSession,
     ExportRecord,
@@ -48,7 +51,9 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(BulkUserActionsMixin, SafeExportAdminMixin, DjangoUserAdmin):
+    resource_classes = [UserResource]
+    actions = [export_usage_report, *BULK_USER_ACTIONS]
     list_display = [
         "email",
         "name",
@@ -83,7 +88,8 @@ class ClientAdmin(admin.ModelAdmin):
 
 
 @admin.register(CoachingSession)
-class CoachingSessionAdmin(admin.ModelAdmin):
+class CoachingSessionAdmin(SafeExportAdminMixin, admin.ModelAdmin):
+    resource_classes = [CoachingSessionResource]
     list_display = [
         "title",
         "coach",
@@ -104,7 +110,8 @@ class CoachingSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageLog)
-class UsageLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class UsageLogAdmin(ReadOnlyAdminMixin, SafeExportAdminMixin, admin.ModelAdmin):
+    resource_classes = [UsageLogResource]
     list_display = [
         "created_at",
         "user",
@@ -170,7 +177,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(SafeExportAdminMixin, admin.ModelAdmin):
+    resource_classes = [PaymentResource]
     list_display = [
         "provider_reference",
         "user",
@@ -205,24 +213,15 @@ class ApiUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["user"]
 
 
-class BulkOperationResultInline(admin.TabularInline):
-    model = BulkOperationResult
-    fields = ["user", "status", "reason", "before", "created_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(BulkOperation)
-class BulkOperationAdmin(admin.ModelAdmin):
+class BulkOperationAdmin(BulkOperationAdminMixin, admin.ModelAdmin):
+    """The operation page (progress, results a page at a time, undo) lives in ``admin_bulk``."""
+
     list_display = [
         "created_at",
         "kind",
         "status",
+        "progress",
         "dry_run",
         "total",
         "processed",
@@ -233,8 +232,8 @@ class BulkOperationAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "status", "dry_run"]
     date_hierarchy = "created_at"
+    list_select_related = ["requested_by"]
     readonly_fields = [f.name for f in BulkOperation._meta.fields]
-    inlines = [BulkOperationResultInline]
 
     def has_add_permission(self, request):
         return False

@@ -1,0 +1,133 @@
+"""django-import-export resources for the admin's Export button and "Export selected" action.
+
+Export only (the ledger is append-only; nothing here imports). CSV (with a BOM, like the
+product's own CSV) and XLSX. Text cells get the same OWASP neutralisation as the usage-history
+files (``exports.rows.neutralise``); numbers, dates and booleans are left alone, so ``-2.00``
+stays a number. import-export's own ``IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT`` is not used:
+it deletes a leading ``=`` (changing the data) and ignores ``+ - @``, tab and carriage return.
+"""
+
+from __future__ import annotations
+
+from import_export import resources, widgets
+from import_export.formats import base_formats
+
+from coaching.models import CoachingSession, Payment, UsageLog, User
+
+from .rows import neutralise
+
+# Widgets whose cells are not free text: never prefixed.
+TYPED_WIDGETS = (
+    widgets.NumberWidget,
+    widgets.BooleanWidget,
+    widgets.DateWidget,
+    widgets.DateTimeWidget,
+    widgets.TimeWidget,
+    widgets.DurationWidget,
+)
+
+
+class CSVWithBOM(base_formats.CSV):
+    """CSV in UTF-8 with a byte-order mark, so Excel shows Chinese names correctly."""
+
+    def export_data(self, dataset, **kwargs):
+        return "\ufeff" + super().export_data(dataset, **kwargs)
+
+
+EXPORT_FORMATS = [CSVWithBOM, base_formats.XLSX]
+
+
+class SafeExportResource(resources.ModelResource):
+    """A model resource whose text cells are spreadsheet-safe."""
+
+    def export_field(self, field, instance, **kwargs):
+        value = super().export_field(field, instance, **kwargs)
+        if isinstance(value, str) and not isinstance(field.widget, TYPED_WIDGETS):
+            return neutralise(value)
+        return value
+
+
+class UsageLogResource(SafeExportResource):
+    class Meta:
+        model = UsageLog
+        fields = (
+            "id",
+            "created_at",
+            "user__email",
+            "user__name",
+            "kind",
+            "session__title",
+            "client__name",
+            "seconds",
+            "minutes",
+            "provider",
+            "provider_cost_usd",
+            "billable",
+            "plan_code",
+        )
+        export_order = fields
+
+
+class CoachingSessionResource(SafeExportResource):
+    class Meta:
+        model = CoachingSession
+        fields = (
+            "id",
+            "title",
+            "coach__email",
+            "client__name",
+            "session_date",
+            "status",
+            "stt_provider",
+            "language",
+            "duration_seconds",
+            "audio_size_bytes",
+            "provider_cost_usd",
+            "fee_amount",
+            "fee_currency",
+            "processing_started_at",
+            "processing_finished_at",
+            "error_message",
+            "created_at",
+            "deleted_at",
+        )
+        export_order = fields
+
+
+class PaymentResource(SafeExportResource):
+    class Meta:
+        model = Payment
+        fields = (
+            "provider_reference",
+            "user__email",
+            "amount",
+            "currency",
+            "status",
+            "paid_at",
+            "refunded_amount",
+            "refunded_at",
+            "failure_reason",
+            "created_at",
+        )
+        export_order = fields
+
+
+class UserResource(SafeExportResource):
+    """Profile fields only: never the password hash or permissions."""
+
+    class Meta:
+        model = User
+        fields = (
+            "id",
+            "email",
+            "name",
+            "plan",
+            "timezone",
+            "country",
+            "language",
+            "date_joined",
+            "is_active",
+            "is_staff",
+            "is_test_account",
+        )
+        export_order = fields
