@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db.models import Case, Count, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
 
 from analytics.periods import Period
 from coaching.models import Payment, Plan, Subscription, User
@@ -70,9 +70,23 @@ class BillingScope:
     payments: QuerySet
 
 
+def billable(prefix: str = "user__") -> Q:
+    """``User.objects.billable()`` as a filter through a relation: not staff, not superuser, not a test account.
+
+    Filtering through the join (rather than ``user__in=<subquery>``) lets PostgreSQL read the user's
+    country from the same join the breakdowns need.
+    """
+    return Q(**{f"{prefix}is_staff": False, f"{prefix}is_superuser": False, f"{prefix}is_test_account": False})
+
+
 def billing_scope(users: QuerySet | None = None) -> BillingScope:
     """Billable users (not staff, superusers or test accounts) unless narrowed, with their records."""
-    users = User.objects.billable() if users is None else users
+    if users is None:
+        return BillingScope(
+            users=User.objects.billable(),
+            subscriptions=Subscription.objects.filter(billable()),
+            payments=Payment.objects.filter(billable()),
+        )
     return BillingScope(
         users=users,
         subscriptions=Subscription.objects.filter(user__in=users),
@@ -225,78 +239,25 @@ def lifetime_revenue(payments: QuerySet, *, now: datetime.datetime) -> dict[str,
 # -- recurring revenue ----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class SnapshotRow:
-    """Paid subscriptions in force at an instant that share plan, currency, cycle, status and country."""
-
-    plan: str
-    currency: str
-    cycle: str
-    status: str
-    country: str
-    subscriptions: int
-    price_total: Decimal  # sum of prices per billing cycle (not yet normalised to a month)
-
-    @property
-    def monthly(self) -> Decimal:
-        """Unrounded monthly amount: the price sum, or a twelfth of it for annual subscriptions."""
-        return self.price_total / 12 if self.cycle == Subscription.Cycle.ANNUAL else self.price_total
-
-
-@dataclasses.dataclass(frozen=True)
-class Snapshot:
-    """The paid subscriptions in force at ``at``, grouped; MRR and counts are read off it."""
-
-    at: datetime.datetime
-    rows: tuple[SnapshotRow, ...]
-
-    def select(self, **match) -> list[SnapshotRow]:
-        return [row for row in self.rows if all(getattr(row, key) == value for key, value in match.items())]
-
-    def mrr(self, **match) -> dict[str, Decimal]:
-        """Sum of monthly prices (annual / 12) per currency over the matching rows."""
-        totals: dict[str, Decimal] = {}
-        for row in self.select(**match):
-            totals[row.currency] = totals.get(row.currency, Decimal(0)) + row.monthly
-        return money(totals)
-
-    def subscriptions(self, **match) -> int:
-        return sum(row.subscriptions for row in self.select(**match))
-
-
-def subscription_snapshot(subscriptions: QuerySet, *, at: datetime.datetime) -> Snapshot:
-    """Paid subscriptions in force at ``at``, grouped by plan, currency, cycle, status and user country."""
-    rows = (
-        paid_subscriptions(subscriptions)
-        .filter(in_force(at))
-        .values("plan_id", "currency", "billing_cycle", "status", "user__country")
-        .annotate(n=Count("id"), total=Sum("price"))
-        .order_by()
-    )
-    return Snapshot(
-        at=at,
-        rows=tuple(
-            SnapshotRow(
-                plan=row["plan_id"],
-                currency=row["currency"],
-                cycle=row["billing_cycle"],
-                status=row["status"],
-                country=row["user__country"],
-                subscriptions=row["n"],
-                price_total=Decimal(str(row["total"] or 0)),
-            )
-            for row in rows
-        ),
-    )
-
-
 def mrr(subscriptions: QuerySet, *, at: datetime.datetime) -> dict[str, Decimal]:
     """Monthly recurring revenue at ``at``, per currency.
 
     ``sum(price where monthly) + sum(price where annual) / 12`` over paid subscriptions in force at
     ``at`` (active and past_due alike), rounded once to cents.
     """
-    return subscription_snapshot(subscriptions, at=at).mrr()
+    rows = (
+        paid_subscriptions(subscriptions)
+        .filter(in_force(at))
+        .values("currency", "billing_cycle")
+        .annotate(total=Sum("price"))
+        .order_by()
+    )
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        amount = Decimal(str(row["total"] or 0))
+        monthly = amount / 12 if row["billing_cycle"] == Subscription.Cycle.ANNUAL else amount
+        totals[row["currency"]] = totals.get(row["currency"], Decimal(0)) + monthly
+    return money(totals)
 
 
 def active_subscriptions(subscriptions: QuerySet, *, at: datetime.datetime) -> int:

@@ -12,10 +12,10 @@ import dataclasses
 import datetime
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
-from django.db.models.functions import TruncMonth
+from django.db.models import Q
 
 from analytics import billing
+from analytics import billing_queries as queries
 from analytics.periods import Bucket, Period
 from coaching.models import Plan, Subscription, User
 
@@ -113,198 +113,115 @@ class BillingSummary:
         )
 
 
-def _by(rows, key: str, value: str) -> dict[str, int]:
-    return {row[key]: row[value] for row in rows}
+def _plans() -> list[Plan]:
+    return list(Plan.objects.filter(Q(price_monthly__gt=0) | Q(price_annual__gt=0)).order_by("sort_order"))
 
 
-def _revenue_by(payments: QuerySet, *, start, close, field: str, currency: str) -> dict[str, Decimal]:
-    """Net revenue in ``currency`` per value of ``field`` (e.g. ``user__country``), same rule as total_revenue."""
-    paid = (
-        billing.payments_paid(payments, start=start, close=close)
-        .filter(currency=currency)
-        .values(field)
-        .annotate(total=Sum("amount"))
-        .order_by()
-    )
-    refunded = (
-        billing.payments_refunded(payments, start=start, close=close)
-        .filter(currency=currency)
-        .values(field)
-        .annotate(total=Sum("refunded_amount"))
-        .order_by()
-    )
-    result: dict[str, Decimal] = {}
-    for rows, sign in ((paid, 1), (refunded, -1)):
-        for row in rows:
-            key = row[field] or ""
-            result[key] = result.get(key, Decimal(0)) + sign * Decimal(str(row["total"] or 0))
-    return {key: billing.cents(amount) for key, amount in result.items()}
+def _add(totals: dict, key, amount) -> None:
+    totals[key] = totals.get(key, 0) + amount
 
 
 def by_plan(
-    scope: billing.BillingScope, *, snapshot: billing.Snapshot, start, close, currency: str
+    plans: list[Plan],
+    *,
+    snapshot: queries.Snapshot,
+    paying: queries.PayingUsers,
+    revenue: list[queries.MoneyRow],
+    currency: str,
 ) -> tuple[PlanRow, ...]:
     """Per paid plan at the close: paying users, subscriptions, MRR; and net revenue in the period.
 
-    Revenue is attributed to the plan of the payment's subscription (``""``: a payment without one).
-    A user paying for two plans counts once under each, so these paying users may add up to more
-    than the total.
+    Revenue is attributed to the plan of the payment's subscription. A user paying for two plans
+    counts once under each, so these paying users may add up to more than the total.
     """
-    paying = _by(
-        billing.paid_subscriptions(scope.subscriptions)
-        .filter(billing.in_force(snapshot.at))
-        .values("plan_id")
-        .annotate(n=Count("user_id", distinct=True))
-        .order_by(),
-        "plan_id",
-        "n",
-    )
-    revenue = _revenue_by(scope.payments, start=start, close=close, field="subscription__plan_id", currency=currency)
-    plans = list(Plan.objects.filter(Q(price_monthly__gt=0) | Q(price_annual__gt=0)).order_by("sort_order"))
-    rows = [
+    net: dict[str, Decimal] = {}
+    for row in revenue:
+        if row.currency == currency:
+            _add(net, row.plan, row.amount)
+    return tuple(
         PlanRow(
             plan=plan.code,
             name=plan.name,
-            paying_users=paying.get(plan.code, 0),
+            paying_users=paying.by_plan.get(plan.code, 0),
             active_subscriptions=snapshot.subscriptions(plan=plan.code),
             mrr=snapshot.mrr(plan=plan.code)[currency],
-            revenue=revenue.get(plan.code, Decimal("0.00")),
+            revenue=billing.cents(net.get(plan.code, 0)),
         )
         for plan in plans
-    ]
-    return tuple(rows)
+    )
 
 
 def by_country(
-    scope: billing.BillingScope, *, snapshot: billing.Snapshot, start, close, currency: str
+    *,
+    snapshot: queries.Snapshot,
+    paying: queries.PayingUsers,
+    signups: list[tuple[str, str, int]],
+    churned: dict[str, int],
+    revenue: list[queries.MoneyRow],
+    currency: str,
 ) -> tuple[CountryRow, ...]:
     """Per country of the user's profile: sign-ups, paying users, churned users, MRR and net revenue.
 
     Each user has one country, so every column adds up to its total. Countries with nothing in any
     column are left out; rows are ordered by MRR, then paying users, then code.
     """
-    signups = _by(
-        scope.users.filter(date_joined__gte=start, date_joined__lt=close).values("country").annotate(n=Count("pk")),
-        "country",
-        "n",
-    )
-    paying_now = billing.paying_user_ids(scope.subscriptions, at=close).filter(user_id=OuterRef("pk"))
-    paying = _by(
-        scope.users.filter(Exists(paying_now)).values("country").annotate(n=Count("pk")).order_by(),
-        "country",
-        "n",
-    )
-    churned = _by(
-        billing.churned_subscriptions(scope.subscriptions, start=start, closes=[close])
-        .values("user__country")
-        .annotate(n=Count("user_id", distinct=True))
-        .order_by()
-        if close > start
-        else [],
-        "user__country",
-        "n",
-    )
-    revenue = _revenue_by(scope.payments, start=start, close=close, field="user__country", currency=currency)
-    countries = {*signups, *paying, *churned, *revenue, *(row.country for row in snapshot.rows)}
+    joined: dict[str, int] = {}
+    for country, _month, n in signups:
+        _add(joined, country, n)
+    net: dict[str, Decimal] = {}
+    for row in revenue:
+        if row.currency == currency:
+            _add(net, row.country, row.amount)
+    codes = {*joined, *churned, *net, *snapshot.countries, *(c for c, n in paying.by_country.items() if n)}
     rows = [
         CountryRow(
             country=code,
-            new_signups=signups.get(code, 0),
-            paying_users=paying.get(code, 0),
+            new_signups=joined.get(code, 0),
+            paying_users=paying.by_country.get(code, 0),
             churned_users=churned.get(code, 0),
             mrr=snapshot.mrr(country=code)[currency],
-            revenue=revenue.get(code, Decimal("0.00")),
+            revenue=billing.cents(net.get(code, 0)),
         )
-        for code in countries
+        for code in codes
     ]
     rows.sort(key=lambda row: (-row.mrr, -row.paying_users, row.country))
     return tuple(rows)
 
 
-def mrr_at(subscriptions: QuerySet, *, instants: list[datetime.datetime], currency: str) -> dict:
-    """``billing.mrr`` at several instants in one pass: ``{instant: Decimal}`` in ``currency``.
-
-    Same formula (monthly prices, annual / 12, paid subscriptions in force at the instant), read with
-    one conditional sum per instant and billing cycle instead of one query per instant.
-    """
-    if not instants:
-        return {}
-    sums = {}
-    for i, at in enumerate(instants):
-        force = billing.in_force(at)
-        sums[f"m{i}"] = Sum("price", filter=force & Q(billing_cycle=Subscription.Cycle.MONTHLY))
-        sums[f"a{i}"] = Sum("price", filter=force & Q(billing_cycle=Subscription.Cycle.ANNUAL))
-    totals = (
-        billing.paid_subscriptions(subscriptions)
-        .filter(currency=currency, started_at__lt=max(instants))
-        .aggregate(**sums)
-    )
-    return {
-        at: billing.cents(Decimal(str(totals[f"m{i}"] or 0)) + Decimal(str(totals[f"a{i}"] or 0)) / 12)
-        for i, at in enumerate(instants)
-    }
-
-
-def _month(moment: datetime.datetime, period: Period) -> str:
-    return moment.astimezone(period.tz).strftime("%Y-%m")
-
-
 def monthly_series(
-    scope: billing.BillingScope, *, period: Period, now: datetime.datetime, currency: str
+    buckets: list[Bucket],
+    *,
+    now: datetime.datetime,
+    signups: list[tuple[str, str, int]],
+    churned: dict[datetime.datetime, int],
+    revenue: list[queries.MoneyRow],
+    mrr: dict[datetime.datetime, Decimal],
+    currency: str,
 ) -> tuple[SeriesPoint, ...]:
-    """Per local month of the period: sign-ups, churned users, net revenue, and MRR at the month's close.
+    """Per local month: sign-ups, churned users, net revenue, and MRR at the month's close.
 
-    Each bucket applies the period definitions to ``[bucket.start, min(bucket.end, now))``; months
-    that have not begun get zeros and no MRR. Sign-ups and revenue add up to the period's totals;
-    churned users may not (someone who leaves twice is churn in two months, once in the period).
+    Each bucket applies the period's definitions to ``[bucket.start, min(bucket.end, now))``; a month
+    that has not begun has zeros and no MRR. Sign-ups and revenue add up to the period's totals;
+    churned users need not (someone who leaves twice is churn in two months, once in the period).
     """
-    buckets: list[Bucket] = period.buckets("month")
-    started = [b for b in buckets if b.start < now]
-    closes = [min(b.end, now) for b in started]
-    start, close = billing.window(period, now)
-    tz = period.tz
-    signups = _by(
-        scope.users.filter(date_joined__gte=start, date_joined__lt=close)
-        .annotate(month=TruncMonth("date_joined", tzinfo=tz))
-        .values("month")
-        .annotate(n=Count("pk"))
-        .order_by(),
-        "month",
-        "n",
-    )
-    signups = {_month(month, period): n for month, n in signups.items()}
-    revenue: dict[str, Decimal] = {}
-    paid = billing.payments_paid(scope.payments, start=start, close=close).filter(currency=currency)
-    refunded = billing.payments_refunded(scope.payments, start=start, close=close).filter(currency=currency)
-    for rows, field, sign in ((paid, "paid_at", 1), (refunded, "refunded_at", -1)):
-        amount = "amount" if sign > 0 else "refunded_amount"
-        grouped = rows.annotate(month=TruncMonth(field, tzinfo=tz)).values("month").annotate(total=Sum(amount))
-        for row in grouped.order_by():
-            label = _month(row["month"], period)
-            revenue[label] = revenue.get(label, Decimal(0)) + sign * Decimal(str(row["total"] or 0))
-    churned: dict = {}
-    if closes and closes[-1] > start:
-        churned = _by(
-            billing.churned_subscriptions(scope.subscriptions, start=start, closes=closes)
-            .values("bucket_close")
-            .annotate(n=Count("user_id", distinct=True))
-            .order_by(),
-            "bucket_close",
-            "n",
-        )
-    mrr = mrr_at(scope.subscriptions, instants=closes, currency=currency)
+    joined: dict[str, int] = {}
+    for _country, month, n in signups:
+        _add(joined, month, n)
+    net: dict[str, Decimal] = {}
+    for row in revenue:
+        if row.currency == currency:
+            _add(net, row.month, row.amount)
     points = []
     for bucket in buckets:
-        at = min(bucket.end, now)
-        begun = bucket.start < now
+        at, begun = min(bucket.end, now), bucket.start < now
         points.append(
             SeriesPoint(
                 label=bucket.label,
                 start=bucket.start,
                 end=bucket.end,
-                new_signups=signups.get(bucket.label, 0),
+                new_signups=joined.get(bucket.label, 0),
                 churned_users=churned.get(at, 0) if begun else 0,
-                revenue=billing.cents(revenue.get(bucket.label, 0)),
+                revenue=billing.cents(net.get(bucket.label, 0)),
                 mrr=mrr.get(at) if begun else None,
             )
         )
@@ -312,32 +229,60 @@ def monthly_series(
 
 
 def billing_summary(scope: billing.BillingScope, *, period: Period, now: datetime.datetime) -> BillingSummary:
-    """Every billing number for ``period`` as of ``now`` (see DEFINITIONS and ``analytics.billing``)."""
+    """Every billing number for ``period`` as of ``now`` (see DEFINITIONS and ``analytics.billing``).
+
+    Reads: one pass over subscriptions for MRR and subscriptions (at the close and each month's
+    close), one for distinct paying users, one per payment sum, one for sign-ups, two for churn.
+    """
     currency = billing.default_currency()
     start, close = billing.window(period, now)
-    snapshot = billing.subscription_snapshot(scope.subscriptions, at=close)
-    countries = by_country(scope, snapshot=snapshot, start=start, close=close, currency=currency)
-    paying_at_start = billing.paying_users(scope.subscriptions, at=billing.opening(period, now))
-    paying = sum(row.paying_users for row in countries)
-    churned = sum(row.churned_users for row in countries)
+    buckets = period.buckets("month")
+    closes = [min(bucket.end, now) for bucket in buckets if bucket.start < now]
+    plans = _plans()
+    snapshot = queries.subscription_snapshot(scope.subscriptions, at=close, series_at=closes)
+    signups = queries.signup_rows(scope.users, start=start, close=close, tz=period.tz)
+    revenue = queries.revenue_rows(scope.payments, start=start, close=close, tz=period.tz)
+    churned = queries.churn_by_country(scope.subscriptions, start=start, close=close)
+    countries = {*snapshot.countries, *(country for country, _month, _n in signups), *churned}
+    paying = queries.paying_users_pass(
+        scope.subscriptions,
+        opening=billing.opening(period, now),
+        close=close,
+        countries=countries,
+        plans=[plan.code for plan in plans],
+    )
+    revenue_by_currency: dict[str, Decimal] = {}
+    for row in revenue:
+        _add(revenue_by_currency, row.currency, row.amount)
     mrr_by_currency = snapshot.mrr()
+    churned_total = sum(churned.values())
     return BillingSummary(
         period=period,
         close=close,
         currency=currency,
-        new_signups=sum(row.new_signups for row in countries),
-        churned_users=churned,
-        churn_rate=billing.churn_rate_of(churned, paying_at_start),
-        paying_users_at_start=paying_at_start,
-        paying_users=paying,
+        new_signups=sum(n for _country, _month, n in signups),
+        churned_users=churned_total,
+        churn_rate=billing.churn_rate_of(churned_total, paying.at_opening),
+        paying_users_at_start=paying.at_opening,
+        paying_users=paying.at_close,
         active_subscriptions=snapshot.subscriptions(),
-        revenue_by_currency=billing.total_revenue(scope.payments, period=period, now=now),
+        revenue_by_currency=billing.money(revenue_by_currency),
         mrr_by_currency=mrr_by_currency,
         mrr_past_due=snapshot.mrr(status=Subscription.Status.PAST_DUE)[currency],
-        arpu=billing.arpu_of(mrr_by_currency[currency], paying),
-        by_plan=by_plan(scope, snapshot=snapshot, start=start, close=close, currency=currency),
-        by_country=countries,
-        series=monthly_series(scope, period=period, now=now, currency=currency),
+        arpu=billing.arpu_of(mrr_by_currency[currency], paying.at_close),
+        by_plan=by_plan(plans, snapshot=snapshot, paying=paying, revenue=revenue, currency=currency),
+        by_country=by_country(
+            snapshot=snapshot, paying=paying, signups=signups, churned=churned, revenue=revenue, currency=currency
+        ),
+        series=monthly_series(
+            buckets,
+            now=now,
+            signups=signups,
+            churned=queries.churn_by_window(scope.subscriptions, start=start, closes=closes),
+            revenue=revenue,
+            mrr=snapshot.mrr_series(currency),
+            currency=currency,
+        ),
     )
 
 

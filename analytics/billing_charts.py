@@ -1,0 +1,49 @@
+"""Chart specs for the billing overview, in the shape of ``analytics.charts`` (one spec, any renderer).
+
+    {"id", "type", "title", "unit", "labels", "datasets": [{"label", "data", "type"}], "limit"}
+
+Built from ``BillingSummary.series``: the page's charts and tables show the very numbers the API
+returns. Chart data are floats for plotting only; the tables next to them print the exact decimals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from analytics.billing_summary import SeriesPoint
+
+
+def revenue_chart(series: Sequence[SeriesPoint], *, currency: str) -> dict:
+    """Net revenue per month (bars) and MRR at each month's close (line), in ``currency``."""
+    return {
+        "id": "billing-revenue-mrr",
+        "type": "bar",
+        "title": f"Net revenue and MRR ({currency})",
+        "unit": currency,
+        "labels": [point.label for point in series],
+        "datasets": [
+            {"label": "Net revenue", "data": [float(point.revenue) for point in series], "type": "bar"},
+            {
+                "label": "MRR at month end",
+                "data": [None if point.mrr is None else float(point.mrr) for point in series],
+                "type": "line",
+            },
+        ],
+        "limit": None,
+    }
+
+
+def signups_churn_chart(series: Sequence[SeriesPoint]) -> dict:
+    """New sign-ups and churned users per month (bars side by side)."""
+    return {
+        "id": "billing-signups-churn",
+        "type": "bar",
+        "title": "Sign-ups and churned users",
+        "unit": "users",
+        "labels": [point.label for point in series],
+        "datasets": [
+            {"label": "New sign-ups", "data": [point.new_signups for point in series], "type": "bar"},
+            {"label": "Churned users", "data": [point.churned_users for point in series], "type": "bar"},
+        ],
+        "limit": None,
+    }

@@ -1,0 +1,260 @@
+"""Single-pass readers behind the billing summary.
+
+``analytics.billing`` states each number as its own function. A summary needs some twenty numbers
+and their breakdowns; asking each function in turn would read the subscriptions table a dozen
+times. These readers read each table once, grouped, and the summary derives every total and
+breakdown from the groups. They are built from the same pieces as the one-number functions
+(``paid_subscriptions``, ``in_force``, ``payments_paid``, ``payments_refunded``,
+``churned_subscriptions``), and the tests hold each total equal to its one-number function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import zoneinfo
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import TruncMonth
+
+from analytics import billing
+from coaching.models import Subscription
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotRow:
+    """Paid subscriptions sharing plan, currency, cycle, status and the user's country.
+
+    ``subscriptions`` and ``price_total`` count those in force at the snapshot's instant;
+    ``price_totals_at`` the price sums at each of the snapshot's ``series_at`` instants.
+    Prices are per billing cycle, not yet normalised to a month.
+    """
+
+    plan: str
+    currency: str
+    cycle: str
+    status: str
+    country: str
+    subscriptions: int
+    price_total: Decimal
+    price_totals_at: tuple[Decimal, ...] = ()
+
+    def monthly(self, price_total: Decimal) -> Decimal:
+        """A price sum as a monthly amount, unrounded: itself, or a twelfth for annual subscriptions."""
+        return price_total / 12 if self.cycle == Subscription.Cycle.ANNUAL else price_total
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """Paid subscriptions in force at ``at`` (and MRR at ``series_at``), grouped."""
+
+    at: datetime.datetime
+    rows: tuple[SnapshotRow, ...]
+    series_at: tuple[datetime.datetime, ...] = ()
+
+    def select(self, **match) -> list[SnapshotRow]:
+        return [row for row in self.rows if all(getattr(row, key) == value for key, value in match.items())]
+
+    def mrr(self, **match) -> dict[str, Decimal]:
+        """``billing.mrr`` at ``at`` over the matching rows, per currency."""
+        totals: dict[str, Decimal] = {}
+        for row in self.select(**match):
+            totals[row.currency] = totals.get(row.currency, Decimal(0)) + row.monthly(row.price_total)
+        return billing.money(totals)
+
+    def mrr_series(self, currency: str) -> dict[datetime.datetime, Decimal]:
+        """``billing.mrr`` in ``currency`` at each ``series_at`` instant."""
+        rows = self.select(currency=currency)
+        return {
+            at: billing.cents(sum((row.monthly(row.price_totals_at[i]) for row in rows), Decimal(0)))
+            for i, at in enumerate(self.series_at)
+        }
+
+    def subscriptions(self, **match) -> int:
+        return sum(row.subscriptions for row in self.select(**match))
+
+    @property
+    def countries(self) -> set[str]:
+        return {row.country for row in self.rows if row.subscriptions}
+
+
+def _dec(value) -> Decimal:
+    return Decimal(str(value or 0))
+
+
+def subscription_snapshot(
+    subscriptions: QuerySet, *, at: datetime.datetime, series_at: Sequence[datetime.datetime] = ()
+) -> Snapshot:
+    """One pass over paid subscriptions: counts and price sums in force at ``at`` and at ``series_at``.
+
+    Grouped by plan, currency, billing cycle, status and the user's country; each instant is a
+    conditional sum (``SUM(price) FILTER (WHERE started_at < t AND (ended_at IS NULL OR ended_at >= t))``).
+    """
+    instants = [at, *series_at]
+    sums = {f"at{i}": Sum("price", filter=billing.in_force(t)) for i, t in enumerate(series_at)}
+    rows = (
+        billing.paid_subscriptions(subscriptions)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gte=min(instants)), started_at__lt=max(instants))
+        .values("plan_id", "currency", "billing_cycle", "status", "user__country")
+        .annotate(n=Count("id", filter=billing.in_force(at)), total=Sum("price", filter=billing.in_force(at)), **sums)
+        .order_by()
+    )
+    return Snapshot(
+        at=at,
+        series_at=tuple(series_at),
+        rows=tuple(
+            SnapshotRow(
+                plan=row["plan_id"],
+                currency=row["currency"],
+                cycle=row["billing_cycle"],
+                status=row["status"],
+                country=row["user__country"],
+                subscriptions=row["n"],
+                price_total=_dec(row["total"]),
+                price_totals_at=tuple(_dec(row[f"at{i}"]) for i in range(len(series_at))),
+            )
+            for row in rows
+        ),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PayingUsers:
+    """``billing.paying_users`` at the opening and the close, and at the close by country and by plan."""
+
+    at_opening: int
+    at_close: int
+    by_country: dict[str, int]
+    by_plan: dict[str, int]
+
+
+def _flag(condition: Q) -> Max:
+    """1 for a user with at least one subscription meeting ``condition``, else 0 (per user group)."""
+    return Max(Case(When(condition, then=Value(1)), default=Value(0), output_field=IntegerField()))
+
+
+def paying_users_pass(
+    subscriptions: QuerySet,
+    *,
+    opening: datetime.datetime,
+    close: datetime.datetime,
+    countries: Iterable[str],
+    plans: Iterable[str],
+) -> PayingUsers:
+    """Distinct paying users in one pass: one row per user with a flag per question, then summed.
+
+    ``countries`` and ``plans`` name the breakdown's keys (a country with nobody paying at the
+    close is simply zero).
+    """
+    countries, plans = sorted(set(countries)), list(plans)
+    at_close = billing.in_force(close)
+    flags = {"at_opening": _flag(billing.in_force(opening)), "at_close": _flag(at_close)}
+    flags.update({f"country{i}": _flag(at_close & Q(user__country=code)) for i, code in enumerate(countries)})
+    flags.update({f"plan{i}": _flag(at_close & Q(plan_id=code)) for i, code in enumerate(plans)})
+    early, late = min(opening, close), max(opening, close)
+    totals = (
+        billing.paid_subscriptions(subscriptions)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gte=early), started_at__lt=late)
+        .values("user_id")
+        .annotate(**flags)
+        .aggregate(**{f"n_{name}": Sum(name) for name in flags})
+    )
+    totals = {name: totals[f"n_{name}"] or 0 for name in flags}
+    return PayingUsers(
+        at_opening=totals["at_opening"],
+        at_close=totals["at_close"],
+        by_country={code: totals[f"country{i}"] for i, code in enumerate(countries)},
+        by_plan={code: totals[f"plan{i}"] for i, code in enumerate(plans)},
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MoneyRow:
+    """Net revenue of one group: paid minus refunded in the window (``month`` local, ``YYYY-MM``)."""
+
+    currency: str
+    country: str
+    plan: str  # the payment's subscription's plan; "" for a payment without a subscription
+    month: str
+    amount: Decimal
+
+
+def _month(moment: datetime.datetime | None, tz: zoneinfo.ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m") if moment else ""
+
+
+def revenue_rows(
+    payments: QuerySet, *, start: datetime.datetime, close: datetime.datetime, tz: zoneinfo.ZoneInfo
+) -> list[MoneyRow]:
+    """``billing.total_revenue``'s two sums, grouped by currency, country, plan and local month.
+
+    Amounts paid are counted in the month of ``paid_at``, refunds (negative) in the month of
+    ``refunded_at``; summing every row of a currency gives that currency's total revenue.
+    """
+    rows = []
+    reads = (
+        (billing.payments_paid(payments, start=start, close=close), "paid_at", "amount", 1),
+        (billing.payments_refunded(payments, start=start, close=close), "refunded_at", "refunded_amount", -1),
+    )
+    for queryset, when, amount, sign in reads:
+        grouped = (
+            queryset.annotate(month=TruncMonth(when, tzinfo=tz))
+            .values("currency", "user__country", "subscription__plan_id", "month")
+            .annotate(total=Sum(amount))
+            .order_by()
+        )
+        rows.extend(
+            MoneyRow(
+                currency=row["currency"],
+                country=row["user__country"],
+                plan=row["subscription__plan_id"] or "",
+                month=_month(row["month"], tz),
+                amount=sign * _dec(row["total"]),
+            )
+            for row in grouped
+        )
+    return rows
+
+
+def signup_rows(
+    users: QuerySet, *, start: datetime.datetime, close: datetime.datetime, tz: zoneinfo.ZoneInfo
+) -> list[tuple[str, str, int]]:
+    """``billing.new_signups`` grouped by country and local month: ``[(country, "YYYY-MM", count)]``."""
+    grouped = (
+        users.filter(date_joined__gte=start, date_joined__lt=close)
+        .annotate(month=TruncMonth("date_joined", tzinfo=tz))
+        .values("country", "month")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return [(row["country"], _month(row["month"], tz), row["n"]) for row in grouped]
+
+
+def churn_by_country(subscriptions: QuerySet, *, start: datetime.datetime, close: datetime.datetime) -> dict[str, int]:
+    """``billing.churned_users`` for ``[start, close)`` by the user's country."""
+    if close <= start:
+        return {}
+    grouped = (
+        billing.churned_subscriptions(subscriptions, start=start, closes=[close])
+        .values("user__country")
+        .annotate(n=Count("user_id", distinct=True))
+        .order_by()
+    )
+    return {row["user__country"]: row["n"] for row in grouped}
+
+
+def churn_by_window(
+    subscriptions: QuerySet, *, start: datetime.datetime, closes: Sequence[datetime.datetime]
+) -> dict[datetime.datetime, int]:
+    """``billing.churned_users`` for consecutive windows ``[start, closes[0])``, ``[closes[0], closes[1])``, …"""
+    if not closes or closes[-1] <= start:
+        return {}
+    grouped = (
+        billing.churned_subscriptions(subscriptions, start=start, closes=list(closes))
+        .values("bucket_close")
+        .annotate(n=Count("user_id", distinct=True))
+        .order_by()
+    )
+    return {row["bucket_close"]: row["n"] for row in grouped}

@@ -1,0 +1,257 @@
+"""Billing summary: median time of GET /api/v1/billing-analytics/summary at 100k users and 1M payments.
+
+Creates its own PostgreSQL database (``bench_billing`` by default; never the dev database),
+migrates it, seeds it, then times the summary API (the APIView called in-process, staff user,
+serialization included) for a few periods, next to a baseline measured in the same run: one bare
+``SELECT SUM(amount) FROM coaching_payment``. Goal: the 30-day summary under 300 ms.
+
+Seeding (``--seed-with``):
+  sql      (default) bulk ``INSERT … SELECT generate_series`` with the shape ``seed_demo`` gives its
+           crowd: one subscription per payment, 20 % ended, 3 % partly refunded, 20 % in Hong Kong;
+           plus 10 % annual, 3 % past_due and 2 % staff or test accounts so every rule is exercised.
+  command  ``call_command("seed_demo", "--users", N, "--payments", M)``: the seeder itself (slower).
+
+    .venv/bin/python benchmarks/billing_summary.py                  # 100k users, 1M payments
+    .venv/bin/python benchmarks/billing_summary.py --quick          # 5k users, 50k payments
+    .venv/bin/python benchmarks/billing_summary.py --reuse          # keep an already seeded database
+Environment: DATABASE_URL names the server (its database name is replaced); default
+postgres://postgres@127.0.0.1:5432/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PERIODS = ("30d", "12m", "all")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=100_000, help="Users (default 100000).")
+    parser.add_argument("--payments", type=int, default=1_000_000, help="Payments (default 1000000).")
+    parser.add_argument("--quick", action="store_true", help="5,000 users and 50,000 payments.")
+    parser.add_argument("--repeat", type=int, default=15, help="Timed runs per figure (default 15).")
+    parser.add_argument("--database", default="bench_billing", help="Database to create (default bench_billing).")
+    parser.add_argument("--seed-with", choices=("sql", "command"), default="sql", help="See above (default sql).")
+    parser.add_argument(
+        "--shape",
+        choices=("renewals", "crowd"),
+        default="renewals",
+        help="sql seeding: a payment per billing cycle of fewer subscriptions (default), or seed_demo's crowd.",
+    )
+    parser.add_argument("--reuse", action="store_true", help="Keep the database and its rows if already seeded.")
+    parser.add_argument("--goal-ms", type=float, default=300.0, help="Goal for the 30d summary's median.")
+    args = parser.parse_args()
+    if args.quick:
+        args.users, args.payments = 5_000, 50_000
+    if args.users < 10 or args.payments < 0 or args.repeat < 1:
+        parser.error("--users must be at least 10, --payments zero or more, --repeat at least 1.")
+    return args
+
+
+def server_url() -> urllib.parse.ParseResult:
+    url = urllib.parse.urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/")
+    if not url.scheme.startswith("postgres"):
+        raise SystemExit(f"This benchmark needs PostgreSQL; DATABASE_URL is {url.scheme}://…")
+    return url
+
+
+def prepare_database(args: argparse.Namespace) -> bool:
+    """Create the benchmark database (unless reusing it); point Django at it. True if it needs seeding."""
+    import psycopg
+
+    url = server_url()
+    admin = {"host": url.hostname or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres"}
+    if url.password:
+        admin["password"] = url.password
+    with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone()
+        if exists and not args.reuse:
+            conn.execute(f'DROP DATABASE "{args.database}" WITH (FORCE)')
+        if not exists or not args.reuse:
+            conn.execute(f'CREATE DATABASE "{args.database}"')
+    os.environ["DATABASE_URL"] = urllib.parse.urlunparse(url._replace(path=f"/{args.database}"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coaching.settings")
+    os.environ.setdefault("DB_CONN_MAX_AGE", "0")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", "--noinput", verbosity=0)
+    from coaching.models import User
+
+    # Reusing: whatever was seeded before stays (its sizes are printed); seeding twice would collide.
+    return not (args.reuse and User.objects.filter(email__startswith="bench").exclude(is_staff=True).exists())
+
+
+USERS_SQL = """
+    INSERT INTO coaching_user (id, password, is_superuser, email, name, plan_id, timezone, country, language,
+                               date_joined, is_active, is_staff, is_test_account)
+    SELECT md5('bench-user-' || i)::uuid, 'bench-no-login', false, 'bench' || i || '@example.com',
+           'Bench coach ' || i, (ARRAY['free','student','pro','coaching_school'])[1 + mod(i, 4)],
+           CASE WHEN mod(i, 5) = 0 THEN 'Asia/Hong_Kong' ELSE 'Asia/Taipei' END,
+           CASE WHEN mod(i, 5) = 0 THEN 'HK' ELSE 'TW' END, 'zh-hant',
+           %(now)s - make_interval(secs => floor(random() * 730 * 86400)::int), true,
+           mod(i, 100) = 1, mod(i, 100) = 2
+    FROM generate_series(1, %(users)s) AS i
+"""
+# Subscriptions over random users: 20 % ended after 30-400 days, 10 % annual, 3 % of the running ones past due.
+SUBSCRIPTIONS_SQL = """
+    INSERT INTO coaching_subscription (user_id, plan_id, billing_cycle, status, started_at, current_period_end,
+                                       cancelled_at, ended_at, price, currency)
+    SELECT md5('bench-user-' || (1 + floor(random() * %(users)s)::int))::uuid, s.plan, s.cycle,
+           CASE WHEN s.ended IS NOT NULL THEN 'cancelled' WHEN random() < 0.03 THEN 'past_due' ELSE 'active' END,
+           s.started, NULL, s.ended, s.ended,
+           CASE WHEN s.cycle = 'annual' THEN p.price_annual ELSE p.price_monthly END, 'TWD'
+    FROM (
+        SELECT plan, cycle, started,
+               CASE WHEN random() < 0.2 AND started + make_interval(days => d) < %(now)s
+                    THEN started + make_interval(days => d) END AS ended
+        FROM (
+            SELECT (ARRAY['student','pro','coaching_school'])[1 + floor(random() * 3)::int] AS plan,
+                   CASE WHEN random() < 0.1 THEN 'annual' ELSE 'monthly' END AS cycle,
+                   %(now)s - make_interval(secs => floor(random() * 700 * 86400)::int) AS started,
+                   30 + floor(random() * 370)::int AS d
+            FROM generate_series(1, %(subscriptions)s)
+        ) raw
+    ) s JOIN coaching_plan p ON p.code = s.plan
+"""
+_PAYMENT_COLUMNS = """
+    INSERT INTO coaching_payment (user_id, subscription_id, amount, currency, status, paid_at, refunded_amount,
+                                  refunded_at, failure_reason, provider_reference, created_at)
+    SELECT user_id, id, price, 'TWD', CASE WHEN refund THEN 'partially_refunded' ELSE 'succeeded' END, paid,
+           CASE WHEN refund THEN round(price / 2, 2) ELSE 0 END,
+           CASE WHEN refund THEN least(paid + interval '3 days', %(now)s) END, '', 'BENCH' || id || '-' || k, paid
+"""
+# crowd: seed_demo's shape, one payment per subscription, paid within 25 days of its start.
+CROWD_PAYMENTS_SQL = (
+    _PAYMENT_COLUMNS
+    + """
+    FROM (
+        SELECT id, user_id, price, 0 AS k, random() < 0.03 AS refund,
+               least(started_at + make_interval(secs => floor(random() * 25 * 86400)::int), %(now)s) AS paid
+        FROM coaching_subscription
+    ) s
+"""
+)
+# renewals: a payment at the start of every billing cycle until the subscription ended (or now).
+RENEWAL_PAYMENTS_SQL = (
+    _PAYMENT_COLUMNS
+    + """
+    FROM (
+        SELECT s.id, s.user_id, s.price, k, random() < 0.03 AS refund,
+               s.started_at + make_interval(days => k * CASE WHEN s.billing_cycle = 'annual' THEN 365 ELSE 30 END)
+                   AS paid
+        FROM coaching_subscription s
+        CROSS JOIN LATERAL generate_series(
+            0,
+            floor(extract(epoch FROM coalesce(s.ended_at, %(now)s) - s.started_at)
+                  / 86400 / CASE WHEN s.billing_cycle = 'annual' THEN 365 ELSE 30 END)::int
+        ) AS k
+        ORDER BY s.id, k
+        LIMIT %(payments)s
+    ) s
+"""
+)
+# Renewal payments per subscription, on average, with starts spread over 700 days (about 10).
+RENEWALS_PER_SUBSCRIPTION = 9.5
+
+
+def seed(args: argparse.Namespace) -> float:
+    import datetime
+
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    started = time.perf_counter()
+    if args.seed_with == "command":
+        call_command("seed_demo", "--users", args.users, "--payments", args.payments, "--no-progress")
+    else:
+        now = datetime.datetime.now(datetime.UTC)
+        crowd = args.shape == "crowd"
+        subscriptions = args.payments if crowd else math.ceil(args.payments / RENEWALS_PER_SUBSCRIPTION)
+        params = {"now": now, "users": args.users, "payments": args.payments, "subscriptions": subscriptions}
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT setseed(0.2026)")
+            for sql in (USERS_SQL, SUBSCRIPTIONS_SQL, CROWD_PAYMENTS_SQL if crowd else RENEWAL_PAYMENTS_SQL):
+                cursor.execute(sql, params)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    return time.perf_counter() - started
+
+
+def median_ms(fn, repeat: int) -> float:
+    fn()  # warm caches and the connection
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> int:
+    args = parse_args()
+    needs_seed = prepare_database(args)
+    from django.db import connection
+    from rest_framework.test import APIRequestFactory, force_authenticate
+
+    from analytics.api.billing import BillingSummaryApi
+    from coaching.models import Payment, Subscription, User
+
+    if needs_seed:
+        print(f"seeding {args.users:,} users and {args.payments:,} payments with {args.seed_with} …", flush=True)
+        print(f"seeded in {seed(args):.1f} s")
+    staff, _ = User.objects.get_or_create(
+        email="bench-staff@example.com", defaults={"name": "Bench staff", "is_staff": True}
+    )
+    view = BillingSummaryApi.as_view()
+    factory = APIRequestFactory()
+
+    def summary(period: str):
+        def call():
+            request = factory.get("/api/v1/billing-analytics/summary", {"period": period})
+            force_authenticate(request, user=staff)
+            response = view(request)
+            if response.status_code != 200:
+                raise SystemExit(f"summary answered {response.status_code}: {response.data}")
+            response.render()
+
+        return call
+
+    def baseline():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT SUM(amount) FROM coaching_payment")
+            cursor.fetchone()
+
+    print(
+        f"database {args.database}: {User.objects.count():,} users, {Subscription.objects.count():,} subscriptions, "
+        f"{Payment.objects.count():,} payments"
+    )
+    base = median_ms(baseline, args.repeat)
+    print(f"baseline  SELECT SUM(amount) FROM coaching_payment   median {base:8.1f} ms")
+    verdict = 0
+    for period in PERIODS:
+        took = median_ms(summary(period), args.repeat)
+        goal = ""
+        if period == "30d":
+            ok = took < args.goal_ms
+            verdict = 0 if ok else 1
+            goal = f"  goal < {args.goal_ms:.0f} ms: {'met' if ok else 'MISSED'}"
+        print(f"summary   ?period={period:<4}  median {took:8.1f} ms   {took / base:5.1f}x baseline{goal}")
+    return verdict
+
+
+if __name__ == "__main__":
+    sys.exit(main())
