@@ -192,6 +192,7 @@ def reset_preview(
             minutes += g["m"] or 0
             sessions += g["s"] or 0
             transcriptions += g["t"] or 0
+    minutes = Decimal(minutes).quantize(Decimal("0.01"))
     return DryRun(len(user_ids), users, minutes=minutes, sessions=sessions, transcriptions=transcriptions)
 
 

@@ -1,0 +1,164 @@
+"""Admin: bulk actions on the user list (confirm with a dry run, then start) and the operation page."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.urls import reverse
+
+from coaching.models import BulkOperation, MonthlyUsage, User
+from tests.coaching.bulk_support import NOW, give_usage, make_users
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/coaching/user/"
+
+
+@pytest.fixture(autouse=True)
+def frozen():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def admin_client_(admin_user) -> Client:
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def users():
+    users = make_users(3)
+    give_usage(users[:2])  # 10.25 and 11.25 minutes; the third has no counters
+    return users
+
+
+def action(client, name, ids, url=CHANGELIST, **extra):
+    return client.post(url, {"action": name, "_selected_action": [str(i) for i in ids], "index": 0, **extra})
+
+
+def test_confirmation_shows_the_dry_run_and_changes_nothing(admin_client_, users):
+    response = action(admin_client_, "reset_monthly_usage", [u.pk for u in users])
+
+    assert response.status_code == 200
+    assert response.templates[0].name == "admin/coaching/user/bulk_confirm.html"
+    preview = response.context["preview"]
+    assert (preview.users_selected, preview.users_affected, preview.users_skipped) == (3, 2, 1)
+    assert preview.minutes == Decimal("21.50")
+    html = response.content.decode()
+    assert '<td id="dry-run-affected">2</td>' in html
+    assert '<td id="dry-run-minutes">21.50</td>' in html
+    assert not BulkOperation.objects.exists()
+    assert MonthlyUsage.objects.get(user=users[0]).minutes == Decimal("10.25")
+
+
+def test_confirming_starts_the_operation_and_shows_its_page(
+    admin_client_, admin_user, users, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = action(admin_client_, "reset_monthly_usage", [u.pk for u in users], post="yes")
+
+    op = BulkOperation.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("admin:coaching_bulkoperation_change", args=[op.pk])
+    assert (op.kind, op.parameters, op.requested_by, op.total) == (
+        "reset_usage",
+        {"reset_type": "monthly"},
+        admin_user,
+        3,
+    )
+    op.refresh_from_db()
+    assert (op.status, op.succeeded, op.skipped) == ("succeeded", 2, 1)
+    assert MonthlyUsage.objects.get(user=users[0]).minutes == Decimal("0.00")
+
+    page = admin_client_.get(response.url)
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert f'data-status-url="/api/v1/admin/bulk/operations/{op.pk}"' in html
+    assert 'aria-valuenow="100"' in html
+    assert '<strong id="bulk-succeeded">2</strong>' in html
+    assert "no usage counters yet: nothing to reset" in html
+    assert 'id="bulk-undo"' in html
+    assert "js/bulk_progress.js" in html
+
+
+def test_select_all_matching_honours_the_filters(admin_client_, django_capture_on_commit_callbacks):
+    free = make_users(4, prefix="free", plan="free")
+    make_users(2, prefix="pro", plan="pro")
+    give_usage(free)
+    url = f"{CHANGELIST}?plan__code__exact=free"
+    confirm = action(admin_client_, "reset_all_usage", [free[0].pk], url=url, select_across=1)
+    assert confirm.context["preview"].users_selected == 4
+    assert 'name="select_across" value="1"' in confirm.content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        action(admin_client_, "reset_all_usage", [free[0].pk], url=url, select_across=1, post="yes")
+    op = BulkOperation.objects.get()
+    assert sorted(op.user_ids) == sorted(str(u.pk) for u in free)
+    op.refresh_from_db()
+    assert (op.status, op.succeeded) == ("succeeded", 4)
+
+
+def test_change_plan_asks_for_the_plan(admin_client_, users, django_capture_on_commit_callbacks):
+    ids = [u.pk for u in users]
+    confirm = action(admin_client_, "change_plan", ids)
+    assert confirm.context["preview"].by_current_plan == {"pro": 3}
+    assert '<select name="plan" id="bulk-plan" required>' in confirm.content.decode()
+
+    missing = action(admin_client_, "change_plan", ids, post="yes")
+    assert missing.status_code == 200
+    assert "plan: unknown plan None" in missing.content.decode()
+    assert not BulkOperation.objects.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = action(admin_client_, "change_plan", ids, post="yes", plan="student")
+    assert done.status_code == 302
+    assert set(User.objects.filter(pk__in=ids).values_list("plan_id", flat=True)) == {"student"}
+
+
+def test_deactivate_from_the_list(admin_client_, users, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        action(admin_client_, "deactivate_users", [users[0].pk], post="yes")
+    assert list(User.objects.filter(is_active=False)) == [users[0]]
+
+
+def test_only_users_with_the_bulk_permission_see_the_actions(admin_client_, staff, users):
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
+    client = Client()
+    client.force_login(staff)
+
+    staff_page = client.get(CHANGELIST).content.decode()
+    admin_page = admin_client_.get(CHANGELIST).content.decode()
+    for name in ["reset_monthly_usage", "reset_all_usage", "change_plan", "deactivate_users", "reactivate_users"]:
+        assert f'value="{name}"' in admin_page
+        assert f'value="{name}"' not in staff_page
+    response = action(client, "reset_all_usage", [u.pk for u in users], post="yes")
+    assert (response.status_code, response.url) == (302, CHANGELIST)  # back to the list: "No action selected."
+    assert not BulkOperation.objects.exists()
+
+
+def test_results_are_paginated_and_undo_works_once(admin_client_, django_capture_on_commit_callbacks):
+    many = make_users(60)
+    give_usage(many)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = action(admin_client_, "reset_monthly_usage", [u.pk for u in many], post="yes")
+    page = admin_client_.get(response.url)
+    assert page.context["page_obj"].paginator.num_pages == 2
+    assert len(page.context["page_obj"]) == 50
+    assert "page 1 of 2 (60 results)" in page.content.decode()
+
+    op = BulkOperation.objects.get()
+    undo_url = reverse("admin:coaching_bulkoperation_undo", args=[op.pk])
+    undone = admin_client_.post(undo_url, follow=True)
+    assert "Undone: 60 users&#x27; counters restored." in undone.content.decode()
+    assert MonthlyUsage.objects.get(user=many[59]).minutes == Decimal("69.25")
+    assert 'id="bulk-undo"' not in undone.content.decode()
+
+    twice = admin_client_.post(undo_url, follow=True)
+    assert "it cannot be undone twice." in twice.content.decode()
+    assert admin_client_.get(undo_url).status_code == 405
