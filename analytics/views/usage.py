@@ -70,7 +70,6 @@ def usage_dashboard(request: HttpRequest) -> HttpResponse:
     context.update(
         period=period,
         form=_form_values(request.GET, period=period),
-        report=report,
         cards=_cards(report),
         charts=report["charts"],
         plan=report["plan"],
@@ -136,13 +135,15 @@ def _cards(report: dict) -> list[dict]:
 def _export_links(plan: Plan, period: Period) -> list[dict]:
     """One button per format: a real download link when the plan allows it, else the reason it is off."""
     base = reverse("exports:usage-history-export")
+    missing = [fmt for fmt, _label in EXPORT_FORMATS if not plan.allows_format(fmt)]
+    upgrades = list(Plan.objects.filter(is_active=True).order_by("sort_order")) if missing else []
     links = []
     for fmt, label in EXPORT_FORMATS:
         allowed = plan.allows_format(fmt)
         query = urlencode({"format": fmt, "from": period.first_day.isoformat(), "to": period.last_day.isoformat()})
         reason = ""
         if not allowed:
-            upgrade = next((p for p in Plan.objects.filter(is_active=True) if p.allows_format(fmt)), None)
+            upgrade = next((other for other in upgrades if other.allows_format(fmt)), None)
             reason = _("Not included in the %(plan)s plan.") % {"plan": plan.name}
             if upgrade is not None:
                 reason += " " + _("Available from the %(plan)s plan.") % {"plan": upgrade.name}
