@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime
 
 from django.db import connection
-from django.db.models import DateTimeField, F, QuerySet, Value
+from django.db.models import DateTimeField, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 
 from coaching.models import CoachingSession, User
+
+from .ledger import scoped
 
 
 def clipped_intervals(
@@ -23,15 +25,19 @@ def clipped_intervals(
 ) -> QuerySet:
     """The coaches' processing intervals that meet ``[start, end)``, clipped to it, as ``values("s", "f")``."""
     moment = DateTimeField()
+    # Met the period: started before its end, and finished after its start or still processing
+    # (if ``now`` is after the start). No COALESCE in the WHERE, so indexes on either column serve.
+    meets = Q(processing_finished_at__gt=start)
+    if now > start:
+        meets |= Q(processing_finished_at__isnull=True)
+    sessions = CoachingSession.objects.filter(meets, processing_started_at__lt=end)
     return (
-        CoachingSession.objects.filter(
-            coach__in=coaches, processing_started_at__isnull=False, processing_started_at__lt=end
-        )
-        .annotate(finish=Coalesce("processing_finished_at", Value(now, output_field=moment)))
-        .filter(finish__gt=start)
+        scoped(sessions, "coach", coaches)
         .annotate(
             s=Greatest("processing_started_at", Value(start, output_field=moment)),
-            f=Least("finish", Value(end, output_field=moment)),
+            f=Least(
+                Coalesce("processing_finished_at", Value(now, output_field=moment)), Value(end, output_field=moment)
+            ),
         )
         .filter(f__gt=F("s"))  # an empty interval is never processing
         .order_by()

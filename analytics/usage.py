@@ -21,7 +21,7 @@ from analytics.periods import Period
 from coaching.models import ApiUsage, CoachingSession, ExportRecord, UsageLog, User
 
 from .concurrency import concurrent_peak
-from .ledger import MINUTES_FILTER, ONE_DP, SESSIONS_FILTER, TRANSCRIPTIONS_FILTER, TWO_DP, ZERO
+from .ledger import MINUTES_FILTER, ONE_DP, SESSIONS_FILTER, TRANSCRIPTIONS_FILTER, TWO_DP, ZERO, scoped
 from .quota import PlanUsage, plan_usage
 
 BYTES_PER_MB = Decimal(1_048_576)
@@ -53,7 +53,7 @@ def _now(now: datetime.datetime | None) -> datetime.datetime:
 
 
 def _ledger(coaches: QuerySet[User], period: Period) -> QuerySet[UsageLog]:
-    return UsageLog.objects.filter(user__in=coaches, created_at__gte=period.start, created_at__lt=period.end)
+    return scoped(UsageLog.objects.filter(created_at__gte=period.start, created_at__lt=period.end), "user", coaches)
 
 
 def _ledger_totals(coaches: QuerySet[User], period: Period) -> dict:
@@ -87,12 +87,10 @@ def provider_cost_usd(coaches: QuerySet[User], period: Period) -> Decimal:
 
 
 def _exports(coaches: QuerySet[User], period: Period) -> QuerySet[ExportRecord]:
-    return ExportRecord.objects.filter(
-        subject__in=coaches,
-        status=ExportRecord.Status.SUCCEEDED,
-        created_at__gte=period.start,
-        created_at__lt=period.end,
+    exports = ExportRecord.objects.filter(
+        status=ExportRecord.Status.SUCCEEDED, created_at__gte=period.start, created_at__lt=period.end
     )
+    return scoped(exports, "subject", coaches)
 
 
 def exports_by_format(coaches: QuerySet[User], period: Period) -> dict[str, int]:
@@ -117,11 +115,11 @@ def storage_used_mb(coaches: QuerySet[User], period: Period, *, now: datetime.da
     ``file_deleted_at`` empty or not before it). A sum of balances, never of daily activity.
     """
     cutoff = min(period.end, _now(now) + datetime.timedelta(microseconds=1))
-    audio = CoachingSession.objects.filter(coach__in=coaches, created_at__lt=cutoff).filter(
+    audio = scoped(CoachingSession.objects.filter(created_at__lt=cutoff), "coach", coaches).filter(
         Q(deleted_at__isnull=True) | Q(deleted_at__gte=cutoff)
     )
     files = (
-        ExportRecord.objects.filter(subject__in=coaches, created_at__lt=cutoff)
+        scoped(ExportRecord.objects.filter(created_at__lt=cutoff), "subject", coaches)
         .exclude(file_path="")
         .filter(Q(file_deleted_at__isnull=True) | Q(file_deleted_at__gte=cutoff))
     )
@@ -131,7 +129,7 @@ def storage_used_mb(coaches: QuerySet[User], period: Period, *, now: datetime.da
 
 def api_calls_made(coaches: QuerySet[User], period: Period) -> int:
     """Sum of API usage counts whose (UTC) day falls on a local day of the period, first to last inclusive."""
-    rows = ApiUsage.objects.filter(user__in=coaches, day__gte=period.first_day, day__lte=period.last_day)
+    rows = scoped(ApiUsage.objects.filter(day__gte=period.first_day, day__lte=period.last_day), "user", coaches)
     return rows.aggregate(n=Sum("count"))["n"] or 0
 
 
@@ -149,12 +147,10 @@ def concurrent_sessions_peak(coaches: QuerySet[User], period: Period, *, now: da
 
 
 def _finished(coaches: QuerySet[User], period: Period, status: str) -> QuerySet[CoachingSession]:
-    return CoachingSession.objects.filter(
-        coach__in=coaches,
-        status=status,
-        processing_finished_at__gte=period.start,
-        processing_finished_at__lt=period.end,
+    sessions = CoachingSession.objects.filter(
+        status=status, processing_finished_at__gte=period.start, processing_finished_at__lt=period.end
     )
+    return scoped(sessions, "coach", coaches)
 
 
 def failed_transcriptions(coaches: QuerySet[User], period: Period) -> int:
@@ -178,7 +174,9 @@ def sessions_by_status(coaches: QuerySet[User], period: Period) -> dict[str, int
     """Sessions created in the period by their status now (soft-deleted ones included); every status, 0 if none."""
     counts = {status: 0 for status in CoachingSession.Status.values}
     rows = (
-        CoachingSession.objects.filter(coach__in=coaches, created_at__gte=period.start, created_at__lt=period.end)
+        scoped(
+            CoachingSession.objects.filter(created_at__gte=period.start, created_at__lt=period.end), "coach", coaches
+        )
         .values("status")
         .annotate(n=Count("id"))
         .order_by()
