@@ -1,0 +1,277 @@
+"""Usage analytics: median time of GET /api/v1/usage/analytics at 1M usage logs over 10k coaches.
+
+Creates its own PostgreSQL database (``bench_usage`` by default; never the dev database),
+migrates it, seeds it, then times the endpoint through the whole Django stack (APIClient:
+middleware, the API-call counter, DRF, serialization) for one coach and for platform totals
+(staff), next to baselines measured in the same run: a plain ``COUNT(*), SUM(minutes)`` over
+the same ledger rows (that coach's, or everyone's, in the same 30 days).
+Goals: one coach under 50 ms, platform totals under 500 ms (the 30-day period).
+
+Seeding (``--seed-with``):
+  sql      (default) bulk ``INSERT … SELECT generate_series``, rows inserted in time order as a live
+           system appends them: N sessions over the last year, each
+           with its ledger row (8 % failed with a free retry, 5 % deleted, a few still processing),
+           exports (10 % of N, some kept on disk) and API usage (half the days of the last 180).
+  command  ``call_command("seed_demo", "--users", U, "--usage-logs", N)``: the seeder itself (slower;
+           no exports or API usage).
+
+    .venv/bin/python benchmarks/usage_analytics.py              # 10k coaches, 1M usage logs
+    .venv/bin/python benchmarks/usage_analytics.py --quick      # 1k coaches, 50k usage logs
+    .venv/bin/python benchmarks/usage_analytics.py --reuse      # keep an already seeded database
+Environment: DATABASE_URL names the server (its database name is replaced); default
+postgres://postgres@127.0.0.1:5432/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PERIODS = ("30d", "12m", "all")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=10_000, help="Coaches (default 10000).")
+    parser.add_argument("--usage-logs", type=int, default=1_000_000, help="Usage logs (default 1000000).")
+    parser.add_argument("--quick", action="store_true", help="1,000 coaches and 50,000 usage logs.")
+    parser.add_argument("--repeat", type=int, default=15, help="Timed runs per figure (default 15).")
+    parser.add_argument("--database", default="bench_usage", help="Database to create (default bench_usage).")
+    parser.add_argument("--seed-with", choices=("sql", "command"), default="sql", help="See above (default sql).")
+    parser.add_argument("--reuse", action="store_true", help="Keep the database and its rows if already seeded.")
+    parser.add_argument("--coach-goal-ms", type=float, default=50.0, help="Goal for one coach, 30d (default 50).")
+    parser.add_argument("--platform-goal-ms", type=float, default=500.0, help="Goal for the platform, 30d (500).")
+    args = parser.parse_args()
+    if args.quick:
+        args.users, args.usage_logs = 1_000, 50_000
+    if args.users < 1 or args.usage_logs < 0 or args.repeat < 1:
+        parser.error("--users must be at least 1, --usage-logs zero or more, --repeat at least 1.")
+    return args
+
+
+def server_url() -> urllib.parse.ParseResult:
+    url = urllib.parse.urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/")
+    if not url.scheme.startswith("postgres"):
+        raise SystemExit(f"This benchmark needs PostgreSQL; DATABASE_URL is {url.scheme}://…")
+    return url
+
+
+def prepare_database(args: argparse.Namespace) -> bool:
+    """Create the benchmark database (unless reusing it); point Django at it. True if it needs seeding."""
+    import psycopg
+
+    url = server_url()
+    admin = {"host": url.hostname or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres"}
+    if url.password:
+        admin["password"] = url.password
+    with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone()
+        if exists and not args.reuse:
+            conn.execute(f'DROP DATABASE "{args.database}" WITH (FORCE)')
+        if not exists or not args.reuse:
+            conn.execute(f'CREATE DATABASE "{args.database}"')
+    os.environ["DATABASE_URL"] = urllib.parse.urlunparse(url._replace(path=f"/{args.database}"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coaching.settings")
+    os.environ["DEBUG"] = "false"  # no query log growing over thousands of requests
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-not-for-production-0123456789")
+    os.environ["SECURE_SSL_REDIRECT"] = "false"
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", "--noinput", verbosity=0)
+    from coaching.models import User
+
+    return not (args.reuse and User.objects.filter(email__startswith="bench").exists())
+
+
+USERS_SQL = """
+    INSERT INTO coaching_user (id, password, is_superuser, email, name, plan_id, timezone, country, language,
+                               date_joined, is_active, is_staff, is_test_account)
+    SELECT md5('bench-user-' || i)::uuid, 'bench-no-login', false, 'bench' || i || '@example.com',
+           'Bench coach ' || i, (ARRAY['free','student','pro','coaching_school'])[1 + mod(i, 4)],
+           CASE WHEN mod(i, 5) = 0 THEN 'Asia/Hong_Kong' ELSE 'Asia/Taipei' END,
+           CASE WHEN mod(i, 5) = 0 THEN 'HK' ELSE 'TW' END, 'zh-hant',
+           %(now)s - interval '800 days', true, false, false
+    FROM generate_series(1, %(users)s) AS i
+"""
+# Sessions over the last year; 8 % failed, 5 % of the older ones deleted, a few still processing.
+SESSIONS_SQL = """
+    INSERT INTO coaching_coachingsession (coach_id, client_id, title, session_date, audio_filename, audio_size_bytes,
+        duration_seconds, language, stt_provider, provider_cost_usd, status, processing_started_at,
+        processing_finished_at, error_message, fee_amount, fee_currency, created_at, deleted_at)
+    SELECT coach, NULL, 'Benchmark session', (at AT TIME ZONE 'Asia/Taipei')::date, 'bench.m4a', seconds * 16000,
+           seconds, 'cmn-Hant-TW', 'google', round(seconds / 60.0 * 0.016, 4),
+           CASE WHEN live THEN 'processing' WHEN failed THEN 'failed' ELSE 'completed' END,
+           at + interval '30 seconds',
+           CASE WHEN live THEN NULL ELSE at + interval '30 seconds' + make_interval(secs => seconds / 5) END,
+           CASE WHEN failed AND NOT live THEN 'Provider timeout' ELSE '' END, NULL, '', at,
+           CASE WHEN deleted AND at < %(now)s - interval '30 days' THEN at + interval '20 days' END
+    FROM (
+        SELECT md5('bench-user-' || (1 + floor(random() * %(users)s)::int))::uuid AS coach,
+               %(now)s - make_interval(secs => 3600 + floor(random() * 365 * 86400)::int) AS at,
+               600 + floor(random() * 4800)::int AS seconds,
+               random() < 0.08 AS failed, random() < 0.05 AS deleted, i <= %(live)s AS live
+        FROM generate_series(1, %(sessions)s) AS i
+    ) raw
+    ORDER BY at
+"""
+LIVE_SQL = """
+    UPDATE coaching_coachingsession SET created_at = %(now)s - interval '20 minutes',
+        processing_started_at = %(now)s - interval '19 minutes'
+    WHERE status = 'processing'
+"""
+LOGS_SQL = """
+    INSERT INTO coaching_usagelog (user_id, session_id, client_id, kind, seconds, minutes, provider,
+        provider_cost_usd, billable, plan_code, created_at)
+    SELECT s.coach_id, s.id, NULL, CASE WHEN s.status = 'failed' THEN 'retry_failed' ELSE 'original' END,
+           s.duration_seconds, round(s.duration_seconds / 60.0, 2), 'google', s.provider_cost_usd,
+           s.status <> 'failed', u.plan_id, s.processing_finished_at + interval '1 minute'
+    FROM coaching_coachingsession s JOIN coaching_user u ON u.id = s.coach_id
+    WHERE s.processing_finished_at IS NOT NULL
+    ORDER BY s.processing_finished_at
+"""
+EXPORTS_SQL = """
+    INSERT INTO coaching_exportrecord (requested_by_id, subject_id, format, period_start, period_end, status, rows,
+        bytes, created_at, started_at, finished_at, error, file_path, file_expires_at, file_deleted_at)
+    SELECT coach, coach, (ARRAY['csv','pdf','xlsx'])[1 + floor(random() * 3)::int], NULL, NULL,
+           CASE WHEN ok THEN 'succeeded' ELSE 'failed' END, 100, CASE WHEN ok THEN 40000 ELSE 0 END, at, at,
+           at + interval '2 seconds', CASE WHEN ok THEN '' ELSE 'Renderer ran out of time' END,
+           CASE WHEN kept THEN 'exports/bench.pdf' ELSE '' END, CASE WHEN kept THEN at + interval '1 day' END,
+           CASE WHEN kept AND at < %(now)s - interval '1 day' THEN at + interval '1 day' END
+    FROM (
+        SELECT md5('bench-user-' || (1 + floor(random() * %(users)s)::int))::uuid AS coach,
+               %(now)s - make_interval(secs => floor(random() * 365 * 86400)::int) AS at,
+               random() > 0.1 AS ok, random() < 0.2 AS kept
+        FROM generate_series(1, %(exports)s)
+    ) raw
+    ORDER BY at
+"""
+API_USAGE_SQL = """
+    INSERT INTO coaching_apiusage (user_id, day, count)
+    SELECT u.id, (%(now)s AT TIME ZONE 'UTC')::date - d, 1 + floor(random() * 60)::int
+    FROM coaching_user u CROSS JOIN generate_series(0, 179) AS d
+    WHERE u.email LIKE 'bench%%' AND random() < 0.5
+    ORDER BY d DESC
+"""
+
+
+def seed(args: argparse.Namespace) -> float:
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    started = time.perf_counter()
+    if args.seed_with == "command":
+        call_command("seed_demo", "--users", args.users, "--usage-logs", args.usage_logs, "--no-progress")
+    else:
+        now = datetime.datetime.now(datetime.UTC)
+        live = max(1, args.usage_logs // 100_000)  # still processing: no ledger row yet
+        params = {
+            "now": now,
+            "users": args.users,
+            "sessions": args.usage_logs + live,
+            "live": live,
+            "exports": args.usage_logs // 10,
+        }
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT setseed(0.2026)")
+            for sql in (USERS_SQL, SESSIONS_SQL, LIVE_SQL, LOGS_SQL, EXPORTS_SQL, API_USAGE_SQL):
+                cursor.execute(sql, params)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    return time.perf_counter() - started
+
+
+def median_ms(fn, repeat: int) -> float:
+    fn()  # warm caches and the connection
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> int:
+    args = parse_args()
+    needs_seed = prepare_database(args)
+    from django.db import connection
+    from django.db.models import Count
+    from rest_framework.test import APIClient
+
+    from analytics.periods import period_for
+    from coaching.models import ApiUsage, CoachingSession, ExportRecord, UsageLog, User
+
+    if needs_seed:
+        print(f"seeding {args.users:,} coaches and {args.usage_logs:,} usage logs with {args.seed_with} …", flush=True)
+        print(f"seeded in {seed(args):.1f} s")
+    staff, _ = User.objects.get_or_create(
+        email="bench-staff@example.com", defaults={"name": "Bench staff", "is_staff": True}
+    )
+    # A typical coach: the one with the median number of ledger rows.
+    counts = list(UsageLog.objects.values("user_id").annotate(n=Count("id")).order_by())
+    counts.sort(key=lambda row: row["n"])
+    coach = User.objects.get(pk=counts[len(counts) // 2]["user_id"])
+
+    def endpoint(user, period: str):
+        client = APIClient()
+        client.force_authenticate(user=user)
+
+        def call():
+            response = client.get("/api/v1/usage/analytics", {"period": period})
+            if response.status_code != 200:
+                raise SystemExit(f"analytics answered {response.status_code}: {response.content[:300]!r}")
+
+        return call
+
+    def baseline(user_id, period: str):
+        window = period_for(period, tz=coach.tzinfo)
+        where, params = "created_at >= %s AND created_at < %s", [window.start, window.end]
+        if user_id:
+            where, params = where + " AND user_id = %s", [*params, user_id]
+
+        def call():
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT COUNT(*), SUM(minutes) FROM coaching_usagelog WHERE {where}", params)
+                cursor.fetchone()
+
+        return call
+
+    print(
+        f"database {args.database}: {User.objects.count():,} users, {CoachingSession.objects.count():,} sessions, "
+        f"{UsageLog.objects.count():,} usage logs, {ExportRecord.objects.count():,} exports, "
+        f"{ApiUsage.objects.count():,} API usage days; the coach has {counts[len(counts) // 2]['n']} ledger rows"
+    )
+    verdict = 0
+    for scope, user, base_user, goal in (
+        ("one coach", coach, coach.pk, args.coach_goal_ms),
+        ("platform ", staff, None, args.platform_goal_ms),
+    ):
+        for period in PERIODS:
+            base = median_ms(baseline(base_user, period), args.repeat)
+            took = median_ms(endpoint(user, period), args.repeat)
+            note = ""
+            if period == "30d":
+                met = took < goal
+                verdict |= 0 if met else 1
+                note = f"  goal < {goal:.0f} ms: {'met' if met else 'MISSED'}"
+            print(
+                f"{scope} ?period={period:<4} median {took:8.1f} ms   baseline COUNT/SUM {base:7.1f} ms"
+                f"   {took / base:6.1f}x{note}"
+            )
+    return verdict
+
+
+if __name__ == "__main__":
+    sys.exit(main())
