@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from coaching.models import BulkOperation, BulkOperationResult, MonthlyUsageArchive, User
 
+from . import adminlog
 from .kinds import KINDS, Outcome, Target
 
 logger = logging.getLogger(__name__)
@@ -100,17 +100,17 @@ def _record(operation: BulkOperation, outcomes: list[Outcome], *, now: datetime.
     )
     if operation.requested_by_id is None:
         return
-    user_type = ContentType.objects.get_for_model(User)
+    type_id = adminlog.user_type_id()
     LogEntry.objects.bulk_create(
         [
-            LogEntry(
-                action_time=now,
-                user_id=operation.requested_by_id,
-                content_type_id=user_type.id,
-                object_id=str(o.target.id),
-                object_repr=o.target.email[:200],
-                action_flag=CHANGE,
-                change_message=f"Bulk operation {operation.id}: {o.message}",
+            adminlog.user_entry(
+                by_id=operation.requested_by_id,
+                type_id=type_id,
+                user_id=o.target.id,
+                email=o.target.email,
+                flag=CHANGE,
+                message=f"Bulk operation {operation.id}: {o.message}",
+                at=now,
             )
             for o in outcomes
             if o.status == BulkOperationResult.Status.SUCCEEDED
@@ -166,17 +166,14 @@ def operation_finish(op: BulkOperation, *, now: datetime.datetime) -> None:
     op.summary = {**op.summary, "done": done}
     op.finished_at = now
     op.save(update_fields=["status", "summary", "finished_at"])
-    if op.requested_by_id is not None:
-        LogEntry.objects.log_actions(
-            op.requested_by_id,
-            [op],
-            CHANGE,
-            change_message=(
-                f"Bulk operation {op.id} {op.status}: "
-                f"{op.succeeded} succeeded, {op.skipped} skipped, {op.failed} failed"
-            ),
-            single_object=True,
-        )
+    adminlog.log_operation(
+        op,
+        by_id=op.requested_by_id,
+        flag=CHANGE,
+        message=(
+            f"Bulk operation {op.id} {op.status}: {op.succeeded} succeeded, {op.skipped} skipped, {op.failed} failed"
+        ),
+    )
 
 
 def chunk_run(operation_id: uuid.UUID | str, user_ids: Sequence[str], *, now: datetime.datetime | None = None) -> int:

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Subquery
 from django.utils import timezone
 
 from coaching.models import BulkOperation, MonthlyUsage, MonthlyUsageArchive, Plan, User
 
+from . import adminlog
 from .kinds import KINDS, RESET_TYPES, DryRun, id_batches
 
 Kind = BulkOperation.Kind
@@ -115,7 +115,7 @@ def operation_preview(
 
 def _log_operation(op: BulkOperation, *, flag: int, message: str) -> None:
     if op.requested_by_id is not None:
-        LogEntry.objects.log_actions(op.requested_by_id, [op], flag, change_message=message, single_object=True)
+        adminlog.log_operation(op, by_id=op.requested_by_id, flag=flag, message=message)
 
 
 def _same_request(op: BulkOperation, *, kind: str, ids: list[uuid.UUID], parameters: dict, dry_run: bool) -> bool:
@@ -271,38 +271,37 @@ def operation_undo(op: BulkOperation, *, by: User, now: datetime.datetime | None
         op.status, op.reverted_at = Status.REVERTED, now
         op.summary = {**op.summary, "undo": {"users_restored": restored, "users_not_restored": not_restored}}
         op.save(update_fields=["status", "reverted_at", "summary"])
-        LogEntry.objects.log_actions(
-            by.pk,
-            [op],
-            CHANGE,
-            change_message=(
+        adminlog.log_operation(
+            op,
+            by_id=by.pk,
+            flag=CHANGE,
+            message=(
                 f"Bulk operation {op.id} undone: {restored} users' counters restored, "
                 f"{not_restored} left alone (their counters have moved on to a later month)"
             ),
-            single_object=True,
         )
     return op
 
 
 def _log_undo(op: BulkOperation, *, by: User, now: datetime.datetime) -> None:
-    user_type = ContentType.objects.get_for_model(User)
+    type_id = adminlog.user_type_id()
     rows = (
         MonthlyUsageArchive.objects.filter(bulk_operation=op, restored_at=now)
         .order_by("id")
         .values_list("user_id", "user__email", "period", "minutes", "sessions", "transcriptions")
     )
     entries = [
-        LogEntry(
-            action_time=now,
-            user_id=by.pk,
-            content_type_id=user_type.id,
-            object_id=str(user_id),
-            object_repr=email[:200],
-            action_flag=CHANGE,
-            change_message=(
+        adminlog.user_entry(
+            by_id=by.pk,
+            type_id=type_id,
+            user_id=user_id,
+            email=email,
+            flag=CHANGE,
+            message=(
                 f"Undo of bulk operation {op.id}: restored {period:%Y-%m} usage "
                 f"({minutes} min, {sessions} sessions, {transcriptions} transcriptions)"
             ),
+            at=now,
         )
         for user_id, email, period, minutes, sessions, transcriptions in rows.iterator(chunk_size=2000)
     ]
