@@ -1,0 +1,111 @@
+"""The staff billing overview page: who may see it, what it shows, and its states."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from tests.analytics import billing_world as world
+from tests.analytics.billing_world import NOW
+
+URL = reverse("analytics:billing-overview")
+MARCH = {"from": "2026-03-01", "to": "2026-03-31"}
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people():
+    return world.build()
+
+
+def page(client, user, params=None):
+    client.force_login(user)
+    with time_machine.travel(NOW, tick=False):
+        return client.get(URL, params or {})
+
+
+def metric(html: str, key: str) -> str:
+    match = re.search(rf'data-metric="{key}">\s*<dt>[^<]*</dt>\s*<dd><span class="value">([^<]*)</span>', html)
+    assert match, f"no card for {key}"
+    return match.group(1)
+
+
+def test_anonymous_is_sent_to_log_in(client):
+    response = client.get(URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_a_coach_gets_403(client, coach):
+    client.force_login(coach)
+    assert client.get(URL).status_code == 403
+
+
+def test_staff_see_the_numbers_of_the_summary(client, staff, people):
+    response = page(client, staff, MARCH)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert (metric(html, "new_signups"), metric(html, "churned_users"), metric(html, "churn_rate")) == (
+        "2",
+        "2",
+        "40.00 %",
+    )
+    assert (metric(html, "total_revenue"), metric(html, "mrr"), metric(html, "arpu")) == (
+        "1,798.00",
+        "2,733.79",
+        "683.45",
+    )
+    assert (metric(html, "paying_users"), metric(html, "mrr_past_due")) == ("4", "899.00")
+    # The table behind the trend chart and the breakdowns print the same figures.
+    assert re.search(r'<th scope="row">2026-03</th><td class="num">1,798.00</td><td class="num">2,733.79</td>', html)
+    assert re.search(r'data-plan="pro"><th scope="row">Pro</th><td class="num">3</td><td class="num">3</td>', html)
+    assert 'data-country="HK"' in html and 'data-country="JP"' in html
+    assert "Asia/Taipei" in html
+
+
+def test_the_charts_get_their_data_from_the_summary_and_chart_js_from_static(client, staff, people):
+    html = page(client, staff, MARCH).content.decode()
+    specs = json.loads(
+        re.search(r'<script id="billing-chart-specs" type="application/json">(.*?)</script>', html).group(1)
+    )
+    revenue, signups = specs
+    assert revenue["id"] == "billing-revenue-mrr" and revenue["labels"] == ["2026-03"]
+    assert revenue["datasets"] == [
+        {"label": "Net revenue", "data": [1798.0], "type": "bar"},
+        {"label": "MRR at month end", "data": [2733.79], "type": "line"},
+    ]
+    assert [d["data"] for d in signups["datasets"]] == [[2], [2]]
+    assert '<script src="/static/vendor/chart.js/chart.umd.min.js">' in html
+    assert "cdn" not in html.lower()
+    # Every chart has its table.
+    assert 'aria-describedby="table-billing-revenue-mrr"' in html and 'id="table-billing-revenue-mrr"' in html
+    assert 'aria-describedby="table-billing-signups-churn"' in html and 'id="table-billing-signups-churn"' in html
+
+
+def test_the_period_selector_defaults_to_twelve_months(client, staff, people):
+    html = page(client, staff).content.decode()
+    assert '<option value="12m" selected>' in html
+    specs = json.loads(re.search(r'id="billing-chart-specs" type="application/json">(.*?)</script>', html).group(1))
+    assert specs[0]["labels"][0] == "2025-05" and specs[0]["labels"][-1] == "2026-04"
+
+
+def test_an_empty_period_says_so(client, staff):
+    html = page(client, staff, {"from": "2021-01-01", "to": "2021-01-31"}).content.decode()
+    assert "No billing activity in this period" in html
+    assert metric(html, "arpu") == "—"
+
+
+def test_a_bad_period_is_400_with_the_reason(client, staff):
+    response = page(client, staff, {"from": "2026-03-10", "to": "2026-03-01"})
+    assert response.status_code == 400
+    assert "is before &#x27;from&#x27;" in response.content.decode()
+
+
+def test_the_staff_navigation_links_here(client, staff):
+    html = page(client, staff).content.decode()
+    assert f'<a href="{URL}" aria-current="page">' in html
