@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import DateTimeField, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 
@@ -45,6 +45,7 @@ def clipped_intervals(
     )
 
 
+SWEEP_WORK_MEM = "64MB"
 SWEEP_SQL = """
 WITH iv AS ({intervals}),
 events AS (SELECT s AS t, 1 AS delta FROM iv UNION ALL SELECT f AS t, -1 AS delta FROM iv)
@@ -73,6 +74,9 @@ def concurrent_peak(
     if not connection.features.supports_over_clause:
         return sweep_in_python(list(intervals.values_list("s", "f")))
     sql, params = intervals.query.sql_with_params()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Sort the events in memory rather than spill to disk (platform-wide: ~2 per session).
+            cursor.execute(f"SET LOCAL work_mem = '{SWEEP_WORK_MEM}'")
         cursor.execute(SWEEP_SQL.format(intervals=sql), params)
         return int(cursor.fetchone()[0] or 0)

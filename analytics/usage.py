@@ -21,10 +21,9 @@ from analytics.periods import Period
 from coaching.models import ApiUsage, CoachingSession, ExportRecord, UsageLog, User
 
 from .concurrency import concurrent_peak
-from .ledger import MINUTES_FILTER, ONE_DP, SESSIONS_FILTER, TRANSCRIPTIONS_FILTER, TWO_DP, ZERO, scoped
+from .ledger import MINUTES_FILTER, SESSIONS_FILTER, TRANSCRIPTIONS_FILTER, TWO_DP, ZERO, scoped
 from .quota import PlanUsage, plan_usage
-
-BYTES_PER_MB = Decimal(1_048_576)
+from .storage import as_mb, balance_cutoff, storage_bytes
 
 __all__ = [
     "PlanUsage",
@@ -44,6 +43,7 @@ __all__ = [
     "storage_used_mb",
     "transcriptions_count",
     "usage_series",
+    "usage_summaries",
     "usage_summary",
 ]
 
@@ -112,19 +112,9 @@ def storage_used_mb(coaches: QuerySet[User], period: Period, *, now: datetime.da
     With ``cutoff`` = the period's end, or just after ``now`` for a period still running:
     bytes = audio of the coaches' sessions created before ``cutoff`` and not deleted before it
     + export files of their data kept then (a ``file_path``, written before ``cutoff``,
-    ``file_deleted_at`` empty or not before it). A sum of balances, never of daily activity.
+    ``file_deleted_at`` empty or not before it). A balance, never a sum of daily activity.
     """
-    cutoff = min(period.end, _now(now) + datetime.timedelta(microseconds=1))
-    audio = scoped(CoachingSession.objects.filter(created_at__lt=cutoff), "coach", coaches).filter(
-        Q(deleted_at__isnull=True) | Q(deleted_at__gte=cutoff)
-    )
-    files = (
-        scoped(ExportRecord.objects.filter(created_at__lt=cutoff), "subject", coaches)
-        .exclude(file_path="")
-        .filter(Q(file_deleted_at__isnull=True) | Q(file_deleted_at__gte=cutoff))
-    )
-    total = (audio.aggregate(b=Sum("audio_size_bytes"))["b"] or 0) + (files.aggregate(b=Sum("bytes"))["b"] or 0)
-    return (Decimal(total) / BYTES_PER_MB).quantize(ONE_DP, rounding=ROUND_HALF_UP)
+    return as_mb(storage_bytes(coaches, [balance_cutoff(period.end, _now(now))])[0])
 
 
 def api_calls_made(coaches: QuerySet[User], period: Period) -> int:
@@ -146,21 +136,31 @@ def concurrent_sessions_peak(coaches: QuerySet[User], period: Period, *, now: da
     return concurrent_peak(coaches, start=period.start, end=period.end, now=_now(now))
 
 
-def _finished(coaches: QuerySet[User], period: Period, status: str) -> QuerySet[CoachingSession]:
+def _finished(coaches: QuerySet[User], period: Period, status: str | None = None) -> QuerySet[CoachingSession]:
     sessions = CoachingSession.objects.filter(
-        status=status, processing_finished_at__gte=period.start, processing_finished_at__lt=period.end
+        processing_finished_at__gte=period.start, processing_finished_at__lt=period.end
     )
+    if status:
+        sessions = sessions.filter(status=status)
     return scoped(sessions, "coach", coaches)
+
+
+def _finished_counts(coaches: QuerySet[User], period: Period) -> dict[str, int]:
+    """``failed`` and ``completed`` sessions whose processing ended in the period, in one query."""
+    return _finished(coaches, period).aggregate(
+        failed=Count("id", filter=Q(status=CoachingSession.Status.FAILED)),
+        completed=Count("id", filter=Q(status=CoachingSession.Status.COMPLETED)),
+    )
 
 
 def failed_transcriptions(coaches: QuerySet[User], period: Period) -> int:
     """Sessions now ``failed`` whose processing ended (i.e. failed) in the period."""
-    return _finished(coaches, period, CoachingSession.Status.FAILED).count()
+    return _finished_counts(coaches, period)["failed"]
 
 
 def completed_transcriptions(coaches: QuerySet[User], period: Period) -> int:
     """Sessions now ``completed`` whose processing ended in the period."""
-    return _finished(coaches, period, CoachingSession.Status.COMPLETED).count()
+    return _finished_counts(coaches, period)["completed"]
 
 
 def failure_rate(failed: int, completed: int) -> Decimal | None:
@@ -241,10 +241,22 @@ class UsageSummary:
 
 def usage_summary(coaches: QuerySet[User], period: Period, *, now: datetime.datetime | None = None) -> UsageSummary:
     """All usage metrics of ``coaches`` over ``period``, as of ``now`` (``data_through``)."""
+    return usage_summaries(coaches, [period], now=now)[0]
+
+
+def usage_summaries(
+    coaches: QuerySet[User], periods: list[Period], *, now: datetime.datetime | None = None
+) -> list[UsageSummary]:
+    """``usage_summary`` for several periods (e.g. this one and the previous), storage read in one scan."""
     now = _now(now)
+    storage = storage_bytes(coaches, [balance_cutoff(period.end, now) for period in periods])
+    return [_summary(coaches, period, now=now, storage=size) for period, size in zip(periods, storage, strict=True)]
+
+
+def _summary(coaches: QuerySet[User], period: Period, *, now: datetime.datetime, storage: int) -> UsageSummary:
     ledger = _ledger_totals(coaches, period)
-    failed = failed_transcriptions(coaches, period)
-    completed = completed_transcriptions(coaches, period)
+    finished = _finished_counts(coaches, period)
+    failed, completed = finished["failed"], finished["completed"]
     by_format = exports_by_format(coaches, period)
     return UsageSummary(
         period=period,
@@ -254,7 +266,7 @@ def usage_summary(coaches: QuerySet[User], period: Period, *, now: datetime.date
         transcriptions=ledger["transcriptions"],
         exports_generated=sum(by_format.values()),
         exports_by_format=by_format,
-        storage_used_mb=storage_used_mb(coaches, period, now=now),
+        storage_used_mb=as_mb(storage),
         api_calls_made=api_calls_made(coaches, period),
         concurrent_sessions_peak=concurrent_sessions_peak(coaches, period, now=now),
         failed_transcriptions=failed,

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from analytics import charts
 from analytics.periods import PERIOD_CHOICES, Period, PeriodError, parse_period
-from analytics.usage import plan_usage, sessions_by_status, usage_series, usage_summary
+from analytics.usage import plan_usage, sessions_by_status, usage_series, usage_summaries
 from coaching.models import User
 
 from .usage_serializers import (
@@ -130,8 +130,7 @@ class UsageAnalyticsApi(APIView):
         coaches, period: Period, *, subject: User | None, now: datetime.datetime, granularity: str | None = None
     ) -> dict:
         """The whole response body, as plain data (shared with the page's first render)."""
-        current = usage_summary(coaches, period, now=now).as_dict()
-        previous = usage_summary(coaches, period.previous(), now=now).as_dict()
+        current, previous = (s.as_dict() for s in usage_summaries(coaches, [period, period.previous()], now=now))
         series = usage_series(coaches, period, granularity=granularity, now=now)
         plan = plan_usage(subject, now=now) if subject else None
         statuses = sessions_by_status(coaches, period)

@@ -81,6 +81,10 @@ class CoachingSession(models.Model):
             models.Index(fields=["coach", "created_at"]),
             models.Index(fields=["coach", "processing_started_at"]),
             models.Index(fields=["coach", "status", "processing_finished_at"]),
+            # Platform-wide usage analytics (no coach to lead with): failures and the concurrency
+            # sweep by finish time, sessions by status by upload time (benchmarks/usage_analytics.py).
+            models.Index(fields=["processing_finished_at", "status"], name="session_finished_status_idx"),
+            models.Index(fields=["created_at", "status"], name="session_created_status_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(audio_size_bytes__gte=0), name="session_audio_size_non_negative"),

@@ -156,6 +156,9 @@ class ApiUsage(models.Model):
         verbose_name_plural = "API usage"
         ordering = ["-day"]
         constraints = [models.UniqueConstraint(fields=["user", "day"], name="api_usage_one_row_per_day")]
+        # Platform totals sum a range of days over every user. Not on ``count``: the counter's
+        # UPDATE then changes no indexed column and stays a cheap HOT update.
+        indexes = [models.Index(fields=["day"], name="api_usage_day_idx")]
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.day} {self.count}"
