@@ -248,5 +248,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # django-axes logs every failed login at WARNING; its lockouts are what matter.
+        "axes": {"level": os.getenv("AXES_LOG_LEVEL", "ERROR")},
+    },
 }
