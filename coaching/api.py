@@ -11,11 +11,12 @@ created that finds nothing left to do (every user skipped: "counters are already
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
@@ -28,6 +29,31 @@ from coaching import bulk
 from coaching.models import BulkOperation, BulkOperationResult
 
 IDEMPOTENCY_KEY_MAX = 255
+# JSON bytes one id may take ("…36 characters…", plus separators and some whitespace).
+BYTES_PER_ID = 48
+
+
+class RequestTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+
+
+def read_body_up_to_the_id_limit(request: Request) -> None:
+    """Read the body of an admin's bulk request, allowing room for ``BULK_MAX_USERS`` ids.
+
+    100,000 ids are about 4 MB of JSON, more than Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB),
+    which stays in force for every other request. Called after the permission check, so only
+    admins get the larger allowance. Reading the body here leaves it where DRF's parser finds it.
+    """
+    raw = request._request
+    default = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if default is None or hasattr(raw, "_body") or raw._read_started:
+        return
+    limit = max(default, bulk.max_users() * BYTES_PER_ID + 4096)
+    length = int(raw.META.get("CONTENT_LENGTH") or 0)
+    if length > limit:
+        raise RequestTooLarge(f"The request body is {length:,} bytes; at most {limit:,} ({bulk.max_users():,} ids).")
+    raw._body = raw.read(length)
 
 
 class IsBulkOperator(BasePermission):
@@ -154,10 +180,12 @@ class BulkResetUsageApi(APIView):
             400: OpenApiResponse(BulkErrorSerializer, description="Bad input; nothing was created or changed."),
             403: OpenApiResponse(BulkErrorSerializer, description="Not an admin."),
             409: OpenApiResponse(BulkErrorSerializer, description="Idempotency-Key reused for a different request."),
+            413: OpenApiResponse(BulkErrorSerializer, description="More bytes than BULK_MAX_USERS ids can take."),
             429: OpenApiResponse(BulkErrorSerializer, description="Too many bulk requests."),
         },
     )
     def post(self, request: Request) -> Response:
+        read_body_up_to_the_id_limit(request)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

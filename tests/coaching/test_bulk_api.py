@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -223,3 +224,23 @@ def test_a_coach_cannot_poll_an_operation(coach, api_for):
     op = BulkOperation.objects.create(kind="deactivate", requested_by=UserFactory(is_superuser=True), total=0)
     assert api_for(coach).get(reverse("coaching:bulk-operation", args=[op.pk])).status_code == 403
     assert api_for(coach).post(reverse("coaching:bulk-operation-undo", args=[op.pk])).status_code == 403
+
+
+def test_a_request_at_the_documented_limit_is_read_whole(admin_user, api_for, users):
+    # 100,000 ids are about 4 MB of JSON: more than Django's default upload limit for form bodies.
+    ids = [str(u.pk) for u in users] + [f"00000000-0000-4000-8000-{i:012d}" for i in range(100_000 - len(users))]
+    response = api_for(admin_user).post(URL, {"user_ids": ids, "reset_type": "all"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("user_ids: no user has 99995 of these ids: 00000000-0000-4000-8000-")
+    assert len(response.json()["errors"]["unknown_user_ids"]) == 1000
+
+
+def test_a_body_larger_than_the_limit_allows_is_refused(admin_user, api_for, users, settings):
+    settings.BULK_MAX_USERS = 10  # room for 10 ids: 480 bytes + 4 KiB, below Django's 2.5 MB default
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(200)]
+    body = {"user_ids": ids, "reset_type": "all"}
+    response = api_for(admin_user).post(URL, body, format="json")
+    size = len(json.dumps(body, separators=(",", ":")))  # DRF's test client sends compact JSON
+    assert response.status_code == 413
+    assert response.json()["detail"] == f"The request body is {size:,} bytes; at most 4,576 (10 ids)."
