@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/coaching
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test test-embedded test-services lint bench worker system-deps
+.PHONY: run test test-embedded test-services lint bench load worker system-deps vendor
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,10 +50,15 @@ test-services: $(VENV)/.dev
 ## make bench: every script in benchmarks/, on PostgreSQL + Redis.
 bench: $(VENV)/.dev
 	./scripts/services.sh
-	@for script in benchmarks/*.py; do \
+	@for script in $$(ls benchmarks/*.py | grep -v '/_'); do \
 		echo "== $$script"; \
 		DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(PY) $$script || exit 1; \
 	done
+
+## make load: gunicorn on PostgreSQL + Redis under 32 concurrent clients (bounded; fails on any error).
+load: $(VENV)/.dev
+	./scripts/services.sh
+	$(PY) benchmarks/load.py --clients 32 --seconds 20
 
 ## make worker: a Celery worker for running on real services.
 worker: $(VENV)/.runtime
@@ -63,4 +68,4 @@ worker: $(VENV)/.runtime
 vendor:
 	rm -rf node_modules && npm install --no-audit --no-fund --silent
 	mkdir -p static/vendor/chart.js
-	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/LICENSE.md static/vendor/chart.js/
+	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map node_modules/chart.js/LICENSE.md static/vendor/chart.js/
