@@ -121,3 +121,17 @@ def test_concurrent_first_requests_lose_no_count():
         thread.join()
     assert errors == []
     assert count(user, day) == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relaxed_commit_does_not_leak_into_later_transactions():
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    user = UserFactory(email="durable@example.com")
+    day = datetime.date(2026, 4, 2)
+    middleware.api_call_count(user.pk, day=day)  # the first: an INSERT
+    middleware.api_call_count(user.pk, day=day)  # then the one-statement UPDATE, committed asynchronously
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"  # a payment written next on this connection waits for the disk
+    assert count(user, day) == 2
