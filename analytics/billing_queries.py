@@ -5,7 +5,7 @@ and their breakdowns; asking each function in turn would read the subscriptions 
 times. These readers read each table once, grouped, and the summary derives every total and
 breakdown from the groups. They are built from the same pieces as the one-number functions
 (``paid_subscriptions``, ``in_force``, ``payments_paid``, ``payments_refunded``,
-``churned_subscriptions``), and the tests hold each total equal to its one-number function.
+``ended_subscriptions``), and the tests hold each total equal to its one-number function.
 """
 
 from __future__ import annotations
@@ -13,19 +13,20 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import zoneinfo
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncMonth
 
 from analytics import billing
-from coaching.models import Subscription
+from coaching.models import Subscription, User
 
 
 @dataclasses.dataclass(frozen=True)
 class SnapshotRow:
-    """Paid subscriptions sharing plan, currency, cycle, status and the user's country.
+    """Paid subscriptions sharing plan, currency, billing cycle and status.
 
     ``subscriptions`` and ``price_total`` count those in force at the snapshot's instant;
     ``price_totals_at`` the price sums at each of the snapshot's ``series_at`` instants.
@@ -36,7 +37,6 @@ class SnapshotRow:
     currency: str
     cycle: str
     status: str
-    country: str
     subscriptions: int
     price_total: Decimal
     price_totals_at: tuple[Decimal, ...] = ()
@@ -75,10 +75,6 @@ class Snapshot:
     def subscriptions(self, **match) -> int:
         return sum(row.subscriptions for row in self.select(**match))
 
-    @property
-    def countries(self) -> set[str]:
-        return {row.country for row in self.rows if row.subscriptions}
-
 
 def _dec(value) -> Decimal:
     return Decimal(str(value or 0))
@@ -89,15 +85,16 @@ def subscription_snapshot(
 ) -> Snapshot:
     """One pass over paid subscriptions: counts and price sums in force at ``at`` and at ``series_at``.
 
-    Grouped by plan, currency, billing cycle, status and the user's country; each instant is a
-    conditional sum (``SUM(price) FILTER (WHERE started_at < t AND (ended_at IS NULL OR ended_at >= t))``).
+    Grouped by plan, currency, billing cycle and status (no join to users: the country breakdown
+    comes from ``customers_pass``); each instant is a conditional sum,
+    ``SUM(price) FILTER (WHERE started_at < t AND (ended_at IS NULL OR ended_at >= t))``.
     """
     instants = [at, *series_at]
     sums = {f"at{i}": Sum("price", filter=billing.in_force(t)) for i, t in enumerate(series_at)}
     rows = (
         billing.paid_subscriptions(subscriptions)
         .filter(Q(ended_at__isnull=True) | Q(ended_at__gte=min(instants)), started_at__lt=max(instants))
-        .values("plan_id", "currency", "billing_cycle", "status", "user__country")
+        .values("plan_id", "currency", "billing_cycle", "status")
         .annotate(n=Count("id", filter=billing.in_force(at)), total=Sum("price", filter=billing.in_force(at)), **sums)
         .order_by()
     )
@@ -110,7 +107,6 @@ def subscription_snapshot(
                 currency=row["currency"],
                 cycle=row["billing_cycle"],
                 status=row["status"],
-                country=row["user__country"],
                 subscriptions=row["n"],
                 price_total=_dec(row["total"]),
                 price_totals_at=tuple(_dec(row[f"at{i}"]) for i in range(len(series_at))),
@@ -121,12 +117,18 @@ def subscription_snapshot(
 
 
 @dataclasses.dataclass(frozen=True)
-class PayingUsers:
-    """``billing.paying_users`` at the opening and the close, and at the close by country and by plan."""
+class CountryCustomers:
+    paying_users: int  # at the close
+    mrr: Decimal  # at the close, in the pass's currency
+
+
+@dataclasses.dataclass(frozen=True)
+class Customers:
+    """``billing.paying_users`` at the opening and the close; at the close by country (with MRR) and by plan."""
 
     at_opening: int
     at_close: int
-    by_country: dict[str, int]
+    by_country: dict[str, CountryCustomers]
     by_plan: dict[str, int]
 
 
@@ -135,39 +137,58 @@ def _flag(condition: Q) -> Max:
     return Max(Case(When(condition, then=Value(1)), default=Value(0), output_field=IntegerField()))
 
 
-def paying_users_pass(
+def customers_pass(
     subscriptions: QuerySet,
     *,
     opening: datetime.datetime,
     close: datetime.datetime,
-    countries: Iterable[str],
-    plans: Iterable[str],
-) -> PayingUsers:
-    """Distinct paying users in one pass: one row per user with a flag per question, then summed.
+    plans: Sequence[str],
+    currency: str,
+) -> Customers:
+    """Distinct paying users in one pass: one row per user with a flag per question, summed by country.
 
-    ``countries`` and ``plans`` name the breakdown's keys (a country with nobody paying at the
-    close is simply zero).
+    The per-user rows (paying at the opening, at the close, on each plan at the close, and the
+    user's monthly and annual price sums at the close in ``currency``) are computed without touching
+    the users table; only those rows, one per customer, are then joined to their user for the country.
     """
-    countries, plans = sorted(set(countries)), list(plans)
     at_close = billing.in_force(close)
-    flags = {"at_opening": _flag(billing.in_force(opening)), "at_close": _flag(at_close)}
-    flags.update({f"country{i}": _flag(at_close & Q(user__country=code)) for i, code in enumerate(countries)})
-    flags.update({f"plan{i}": _flag(at_close & Q(plan_id=code)) for i, code in enumerate(plans)})
+    in_currency = at_close & Q(currency=currency)
+    per_user = {
+        "at_opening": _flag(billing.in_force(opening)),
+        "at_close": _flag(at_close),
+        **{f"plan{i}": _flag(at_close & Q(plan_id=code)) for i, code in enumerate(plans)},
+        "monthly": Sum("price", filter=in_currency & Q(billing_cycle=Subscription.Cycle.MONTHLY)),
+        "annual": Sum("price", filter=in_currency & Q(billing_cycle=Subscription.Cycle.ANNUAL)),
+    }
     early, late = min(opening, close), max(opening, close)
-    totals = (
+    inner = (
         billing.paid_subscriptions(subscriptions)
         .filter(Q(ended_at__isnull=True) | Q(ended_at__gte=early), started_at__lt=late)
         .values("user_id")
-        .annotate(**flags)
-        .aggregate(**{f"n_{name}": Sum(name) for name in flags})
+        .annotate(**per_user)
+        .order_by()
     )
-    totals = {name: totals[f"n_{name}"] or 0 for name in flags}
-    return PayingUsers(
-        at_opening=totals["at_opening"],
-        at_close=totals["at_close"],
-        by_country={code: totals[f"country{i}"] for i, code in enumerate(countries)},
-        by_plan={code: totals[f"plan{i}"] for i, code in enumerate(plans)},
-    )
+    inner_sql, params = inner.query.sql_with_params()
+    quote = connection.ops.quote_name
+    sums = ", ".join(f"SUM(f.{quote(name)})" for name in per_user)
+    users = f"{quote(User._meta.db_table)} u ON u.{quote(User._meta.pk.column)} = f.{quote('user_id')}"
+    with connection.cursor() as cursor:
+        # ORM conditions inside; outside, only "add the per-user rows up by the user's country",
+        # which the ORM cannot say (a join to an aggregated subquery).
+        cursor.execute(f"SELECT u.{quote('country')}, {sums} FROM ({inner_sql}) f JOIN {users} GROUP BY 1", params)
+        rows = cursor.fetchall()
+    by_country, by_plan = {}, dict.fromkeys(plans, 0)
+    at_opening = at_close_total = 0
+    for country, opened, closed, *rest in rows:
+        plan_flags, (monthly, annual) = rest[: len(plans)], rest[len(plans) :]
+        at_opening += int(opened or 0)
+        at_close_total += int(closed or 0)
+        for code, n in zip(plans, plan_flags, strict=True):
+            by_plan[code] += int(n or 0)
+        by_country[country] = CountryCustomers(
+            paying_users=int(closed or 0), mrr=billing.cents(_dec(monthly) + _dec(annual) / 12)
+        )
+    return Customers(at_opening=at_opening, at_close=at_close_total, by_country=by_country, by_plan=by_plan)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,12 +258,12 @@ def churn_by_country(subscriptions: QuerySet, *, start: datetime.datetime, close
     if close <= start:
         return {}
     grouped = (
-        billing.churned_subscriptions(subscriptions, start=start, closes=[close])
+        billing.ended_subscriptions(subscriptions, start=start, closes=[close])
         .values("user__country")
-        .annotate(n=Count("user_id", distinct=True))
+        .annotate(n=billing.CHURNED)
         .order_by()
     )
-    return {row["user__country"]: row["n"] for row in grouped}
+    return {row["user__country"]: row["n"] for row in grouped if row["n"]}
 
 
 def churn_by_window(
@@ -252,9 +273,9 @@ def churn_by_window(
     if not closes or closes[-1] <= start:
         return {}
     grouped = (
-        billing.churned_subscriptions(subscriptions, start=start, closes=list(closes))
+        billing.ended_subscriptions(subscriptions, start=start, closes=list(closes))
         .values("bucket_close")
-        .annotate(n=Count("user_id", distinct=True))
+        .annotate(n=billing.CHURNED)
         .order_by()
     )
     return {row["bucket_close"]: row["n"] for row in grouped}

@@ -125,7 +125,7 @@ def by_plan(
     plans: list[Plan],
     *,
     snapshot: queries.Snapshot,
-    paying: queries.PayingUsers,
+    customers: queries.Customers,
     revenue: list[queries.MoneyRow],
     currency: str,
 ) -> tuple[PlanRow, ...]:
@@ -142,7 +142,7 @@ def by_plan(
         PlanRow(
             plan=plan.code,
             name=plan.name,
-            paying_users=paying.by_plan.get(plan.code, 0),
+            paying_users=customers.by_plan.get(plan.code, 0),
             active_subscriptions=snapshot.subscriptions(plan=plan.code),
             mrr=snapshot.mrr(plan=plan.code)[currency],
             revenue=billing.cents(net.get(plan.code, 0)),
@@ -153,8 +153,7 @@ def by_plan(
 
 def by_country(
     *,
-    snapshot: queries.Snapshot,
-    paying: queries.PayingUsers,
+    customers: queries.Customers,
     signups: list[tuple[str, str, int]],
     churned: dict[str, int],
     revenue: list[queries.MoneyRow],
@@ -162,7 +161,8 @@ def by_country(
 ) -> tuple[CountryRow, ...]:
     """Per country of the user's profile: sign-ups, paying users, churned users, MRR and net revenue.
 
-    Each user has one country, so every column adds up to its total. Countries with nothing in any
+    Each user has one country, so every count adds up to its total (MRR per country is rounded per
+    country, so it may differ from the total by a cent per country). Countries with nothing in any
     column are left out; rows are ordered by MRR, then paying users, then code.
     """
     joined: dict[str, int] = {}
@@ -172,14 +172,15 @@ def by_country(
     for row in revenue:
         if row.currency == currency:
             _add(net, row.country, row.amount)
-    codes = {*joined, *churned, *net, *snapshot.countries, *(c for c, n in paying.by_country.items() if n)}
+    nobody = queries.CountryCustomers(paying_users=0, mrr=Decimal("0.00"))
+    codes = {*joined, *churned, *net, *(code for code, c in customers.by_country.items() if c.paying_users or c.mrr)}
     rows = [
         CountryRow(
             country=code,
             new_signups=joined.get(code, 0),
-            paying_users=paying.by_country.get(code, 0),
+            paying_users=customers.by_country.get(code, nobody).paying_users,
             churned_users=churned.get(code, 0),
-            mrr=snapshot.mrr(country=code)[currency],
+            mrr=customers.by_country.get(code, nobody).mrr,
             revenue=billing.cents(net.get(code, 0)),
         )
         for code in codes
@@ -232,7 +233,8 @@ def billing_summary(scope: billing.BillingScope, *, period: Period, now: datetim
     """Every billing number for ``period`` as of ``now`` (see DEFINITIONS and ``analytics.billing``).
 
     Reads: one pass over subscriptions for MRR and subscriptions (at the close and each month's
-    close), one for distinct paying users, one per payment sum, one for sign-ups, two for churn.
+    close), one for distinct paying users and their countries, one per payment sum, one for
+    sign-ups, two for churn.
     """
     currency = billing.default_currency()
     start, close = billing.window(period, now)
@@ -243,13 +245,12 @@ def billing_summary(scope: billing.BillingScope, *, period: Period, now: datetim
     signups = queries.signup_rows(scope.users, start=start, close=close, tz=period.tz)
     revenue = queries.revenue_rows(scope.payments, start=start, close=close, tz=period.tz)
     churned = queries.churn_by_country(scope.subscriptions, start=start, close=close)
-    countries = {*snapshot.countries, *(country for country, _month, _n in signups), *churned}
-    paying = queries.paying_users_pass(
+    customers = queries.customers_pass(
         scope.subscriptions,
         opening=billing.opening(period, now),
         close=close,
-        countries=countries,
         plans=[plan.code for plan in plans],
+        currency=currency,
     )
     revenue_by_currency: dict[str, Decimal] = {}
     for row in revenue:
@@ -262,17 +263,17 @@ def billing_summary(scope: billing.BillingScope, *, period: Period, now: datetim
         currency=currency,
         new_signups=sum(n for _country, _month, n in signups),
         churned_users=churned_total,
-        churn_rate=billing.churn_rate_of(churned_total, paying.at_opening),
-        paying_users_at_start=paying.at_opening,
-        paying_users=paying.at_close,
+        churn_rate=billing.churn_rate_of(churned_total, customers.at_opening),
+        paying_users_at_start=customers.at_opening,
+        paying_users=customers.at_close,
         active_subscriptions=snapshot.subscriptions(),
         revenue_by_currency=billing.money(revenue_by_currency),
         mrr_by_currency=mrr_by_currency,
         mrr_past_due=snapshot.mrr(status=Subscription.Status.PAST_DUE)[currency],
-        arpu=billing.arpu_of(mrr_by_currency[currency], paying.at_close),
-        by_plan=by_plan(plans, snapshot=snapshot, paying=paying, revenue=revenue, currency=currency),
+        arpu=billing.arpu_of(mrr_by_currency[currency], customers.at_close),
+        by_plan=by_plan(plans, snapshot=snapshot, customers=customers, revenue=revenue, currency=currency),
         by_country=by_country(
-            snapshot=snapshot, paying=paying, signups=signups, churned=churned, revenue=revenue, currency=currency
+            customers=customers, signups=signups, churned=churned, revenue=revenue, currency=currency
         ),
         series=monthly_series(
             buckets,
