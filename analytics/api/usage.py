@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -28,6 +29,11 @@ from .usage_serializers import (
     ErrorSerializer,
     UsageAnalyticsOutputSerializer,
 )
+
+# Dates a query may name: nothing was recorded before 2000, and far-off dates would overflow
+# the calendar arithmetic (a previous period before year 1, a day after 9999-12-31).
+FIRST_DATE = datetime.date(2000, 1, 1)
+LAST_DATE = datetime.date(2100, 12, 31)
 
 
 def metric_changes(current: dict, previous: dict) -> dict:
@@ -75,9 +81,15 @@ class UsageAnalyticsApi(APIView):
         def get_fields(self):
             # "from" is a Python keyword, so these two are added here rather than declared above.
             fields = super().get_fields()
-            date_help = "A local date YYYY-MM-DD, inclusive; from/to replace period."
-            fields["from"] = serializers.DateField(required=False, help_text=date_help)
-            fields["to"] = serializers.DateField(required=False, help_text=date_help)
+            for name in ("from", "to"):
+                fields[name] = serializers.DateField(
+                    required=False,
+                    help_text=f"A local date YYYY-MM-DD ({FIRST_DATE} to {LAST_DATE}), inclusive; replaces period.",
+                    validators=[
+                        MinValueValidator(FIRST_DATE, f"'{name}' must be on or after {FIRST_DATE}."),
+                        MaxValueValidator(LAST_DATE, f"'{name}' must be on or before {LAST_DATE}."),
+                    ],
+                )
             return fields
 
     @extend_schema(

@@ -151,6 +151,8 @@ def test_anonymous_is_refused(api_for, activity):
         ({"period": "30d", "from": "2026-04-01"}, "period", "not both"),
         ({"user": "not-a-uuid"}, "user", "must be a user id"),
         ({"granularity": "week"}, "granularity", "not a valid choice"),
+        ({"from": "0001-01-01", "to": "0001-01-02"}, "from", "'from' must be on or after 2000-01-01"),
+        ({"from": "2026-01-01", "to": "9999-12-31"}, "to", "'to' must be on or before 2100-12-31"),
     ],
 )
 def test_bad_queries_are_400_with_a_message(api_for, staff, params, field, says):
