@@ -26,6 +26,7 @@ from .quota import PlanUsage, plan_usage
 from .storage import as_mb, balance_cutoff, storage_bytes
 
 __all__ = [
+    "DEFINITIONS",
     "PlanUsage",
     "UsageSummary",
     "api_calls_made",
@@ -46,6 +47,25 @@ __all__ = [
     "usage_summaries",
     "usage_summary",
 ]
+
+
+# One line per metric, served with every API response so a reader knows what each number counts.
+DEFINITIONS = {
+    "minutes_used": "Ledger minutes of original and paid re-transcriptions (retry_success) created in the period.",
+    "sessions": "Ledger rows of kind original created in the period: sessions transcribed for the first time.",
+    "transcriptions": "Ledger rows of every kind but adjustment created in the period (first runs and retries).",
+    "exports_generated": "Succeeded exports of the data created in the period.",
+    "exports_by_format": "The same, by format; every format present, 0 where none.",
+    "storage_used_mb": "A balance at the period's end (or now): audio of sessions not deleted by then plus export "
+    "files still kept, / 1,048,576, one decimal.",
+    "api_calls_made": "Authenticated API requests on the UTC days whose dates fall in the period.",
+    "concurrent_sessions_peak": "Most sessions processing at one instant of the period, each over [started, "
+    "finished) (still processing: up to now); back-to-back sessions do not overlap.",
+    "failed_transcriptions": "Sessions that failed (processing ended with status failed) in the period.",
+    "completed_transcriptions": "Sessions whose processing ended with status completed in the period.",
+    "failure_rate": "failed / (completed + failed) in the period, 0-1; null when both are 0.",
+    "provider_cost_usd": "Speech-to-text providers' cost (USD) of every ledger row created in the period.",
+}
 
 
 def _now(now: datetime.datetime | None) -> datetime.datetime:

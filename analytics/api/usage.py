@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from analytics import charts
 from analytics.periods import PERIOD_CHOICES, Period, PeriodError, parse_period
-from analytics.usage import plan_usage, sessions_by_status, usage_series, usage_summaries
+from analytics.usage import DEFINITIONS, plan_usage, sessions_by_status, usage_series, usage_summaries
 from coaching.models import User
 
 from .usage_serializers import (
@@ -154,6 +154,7 @@ class UsageAnalyticsApi(APIView):
             "changes": metric_changes(current, previous),
             "plan": plan.as_dict() if plan else None,
             "sessions_by_status": statuses,
+            "definitions": DEFINITIONS,
             "series": series,
             "charts": [
                 charts.minutes_chart(series, limit=plan.limit_minutes if plan else None),

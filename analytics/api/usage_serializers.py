@@ -163,6 +163,7 @@ class UsageAnalyticsOutputSerializer(UsageMetricsSerializer):
     changes = UsageChangesSerializer()
     plan = UsagePlanSerializer(allow_null=True, help_text="This month against the plan; null for platform totals.")
     sessions_by_status = SessionsByStatusSerializer()
+    definitions = serializers.DictField(child=serializers.CharField(), help_text="What each metric counts.")
     series = UsageSeriesRowSerializer(many=True)
     charts = ChartSerializer(many=True)
 

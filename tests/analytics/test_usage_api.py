@@ -91,6 +91,7 @@ def test_a_coach_gets_their_own_month(api_for, coach, activity):
     assert body["series"][0]["minutes"] == 20.0
     assert [chart["id"] for chart in body["charts"]] == ["minutes", "sessions-by-status", "exports-by-format"]
     assert body["charts"][0]["datasets"][1]["label"].startswith("Plan limit")
+    assert set(body["definitions"]) >= {"storage_used_mb", "concurrent_sessions_peak", "api_calls_made"}
 
 
 def test_previous_period_and_changes(api_for, coach, activity):
