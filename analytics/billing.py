@@ -104,11 +104,9 @@ def paid_subscriptions(subscriptions: QuerySet) -> QuerySet:
     )
 
 
-def in_force(at, prefix: str = "") -> Q:
+def in_force(at) -> Q:
     """Subscriptions in force at ``at`` (a datetime or an ``OuterRef``): ``started_at < at <= ended_at``."""
-    return Q(**{f"{prefix}started_at__lt": at}) & (
-        Q(**{f"{prefix}ended_at__isnull": True}) | Q(**{f"{prefix}ended_at__gte": at})
-    )
+    return Q(started_at__lt=at) & (Q(ended_at__isnull=True) | Q(ended_at__gte=at))
 
 
 def window(period: Period, now: datetime.datetime) -> tuple[datetime.datetime, datetime.datetime]:

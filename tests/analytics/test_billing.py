@@ -213,3 +213,14 @@ def test_empty_world_has_zeros_and_no_rates():
         Decimal("0.00"),
     )
     assert summary.by_country == ()
+
+
+def test_mrr_in_another_currency_is_kept_apart(people, scope):
+    dollars = world.sub(people["i"], "pro", start=tpe(2026, 3, 15))
+    type(dollars).objects.filter(pk=dollars.pk).update(currency="USD", price=Decimal("29.00"))
+    summary = billing_summary(scope, period=MARCH, now=NOW)
+    assert summary.mrr_by_currency == {"TWD": Decimal("2733.79"), "USD": Decimal("29.00")}
+    assert summary.mrr == Decimal("2733.79")  # the default currency, not a sum of currencies
+    assert summary.paying_users == 5  # I now pays, in dollars
+    tw = next(row for row in summary.by_country if row.country == "TW")
+    assert (tw.paying_users, tw.mrr) == (3, Decimal("1198.00"))  # country MRR in the default currency
