@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import zoneinfo
 from collections.abc import Sequence
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Sum, Value, When
-from django.db.models.functions import TruncMonth
+from django.db.models import Case, CharField, Count, IntegerField, Max, Q, QuerySet, Sum, Value, When
 
 from analytics import billing
+from analytics.periods import Bucket
 from coaching.models import Subscription, User
 
 
@@ -133,8 +132,8 @@ class Customers:
 
 
 def _flag(condition: Q) -> Max:
-    """1 for a user with at least one subscription meeting ``condition``, else 0 (per user group)."""
-    return Max(Case(When(condition, then=Value(1)), default=Value(0), output_field=IntegerField()))
+    """1 for a user with at least one subscription meeting ``condition``, else null (per user group)."""
+    return Max(Value(1, output_field=IntegerField()), filter=condition)
 
 
 def customers_pass(
@@ -170,7 +169,8 @@ def customers_pass(
     )
     inner_sql, params = inner.query.sql_with_params()
     quote = connection.ops.quote_name
-    sums = ", ".join(f"SUM(f.{quote(name)})" for name in per_user)
+    # A flag is 1 or null: COUNT counts the users who have it; money is summed.
+    sums = ", ".join(f"{'SUM' if name in ('monthly', 'annual') else 'COUNT'}(f.{quote(name)})" for name in per_user)
     users = f"{quote(User._meta.db_table)} u ON u.{quote(User._meta.pk.column)} = f.{quote('user_id')}"
     with connection.cursor() as cursor:
         # ORM conditions inside; outside, only "add the per-user rows up by the user's country",
@@ -202,16 +202,23 @@ class MoneyRow:
     amount: Decimal
 
 
-def _month(moment: datetime.datetime | None, tz: zoneinfo.ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m") if moment else ""
+def bucket_label(field: str, buckets: Sequence[Bucket]) -> Case:
+    """The label of the bucket ``field`` falls in (``""`` past the last), for rows already at or after the first.
+
+    Comparisons with the buckets' own bounds (from ``analytics.periods``, cut in the viewer's time
+    zone) rather than truncating every row's timestamp in that zone: cheaper, and the months are
+    exactly the series' buckets.
+    """
+    whens = [When(**{f"{field}__lt": bucket.end}, then=Value(bucket.label)) for bucket in buckets]
+    return Case(*whens, default=Value(""), output_field=CharField())
 
 
 def revenue_rows(
-    payments: QuerySet, *, start: datetime.datetime, close: datetime.datetime, tz: zoneinfo.ZoneInfo
+    payments: QuerySet, *, start: datetime.datetime, close: datetime.datetime, buckets: Sequence[Bucket]
 ) -> list[MoneyRow]:
-    """``billing.total_revenue``'s two sums, grouped by currency, country, plan and local month.
+    """``billing.total_revenue``'s two sums, grouped by currency, country, plan and bucket (local month).
 
-    Amounts paid are counted in the month of ``paid_at``, refunds (negative) in the month of
+    Amounts paid are counted in the bucket of ``paid_at``, refunds (negative) in the bucket of
     ``refunded_at``; summing every row of a currency gives that currency's total revenue.
     """
     rows = []
@@ -221,7 +228,7 @@ def revenue_rows(
     )
     for queryset, when, amount, sign in reads:
         grouped = (
-            queryset.annotate(month=TruncMonth(when, tzinfo=tz))
+            queryset.annotate(month=bucket_label(when, buckets))
             .values("currency", "user__country", "subscription__plan_id", "month")
             .annotate(total=Sum(amount))
             .order_by()
@@ -231,7 +238,7 @@ def revenue_rows(
                 currency=row["currency"],
                 country=row["user__country"],
                 plan=row["subscription__plan_id"] or "",
-                month=_month(row["month"], tz),
+                month=row["month"],
                 amount=sign * _dec(row["total"]),
             )
             for row in grouped
@@ -240,17 +247,17 @@ def revenue_rows(
 
 
 def signup_rows(
-    users: QuerySet, *, start: datetime.datetime, close: datetime.datetime, tz: zoneinfo.ZoneInfo
+    users: QuerySet, *, start: datetime.datetime, close: datetime.datetime, buckets: Sequence[Bucket]
 ) -> list[tuple[str, str, int]]:
-    """``billing.new_signups`` grouped by country and local month: ``[(country, "YYYY-MM", count)]``."""
+    """``billing.new_signups`` grouped by country and bucket (local month): ``[(country, "YYYY-MM", count)]``."""
     grouped = (
         users.filter(date_joined__gte=start, date_joined__lt=close)
-        .annotate(month=TruncMonth("date_joined", tzinfo=tz))
+        .annotate(month=bucket_label("date_joined", buckets))
         .values("country", "month")
         .annotate(n=Count("pk"))
         .order_by()
     )
-    return [(row["country"], _month(row["month"], tz), row["n"]) for row in grouped]
+    return [(row["country"], row["month"], row["n"]) for row in grouped]
 
 
 def churn_by_country(subscriptions: QuerySet, *, start: datetime.datetime, close: datetime.datetime) -> dict[str, int]:

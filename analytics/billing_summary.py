@@ -242,8 +242,8 @@ def billing_summary(scope: billing.BillingScope, *, period: Period, now: datetim
     closes = [min(bucket.end, now) for bucket in buckets if bucket.start < now]
     plans = _plans()
     snapshot = queries.subscription_snapshot(scope.subscriptions, at=close, series_at=closes)
-    signups = queries.signup_rows(scope.users, start=start, close=close, tz=period.tz)
-    revenue = queries.revenue_rows(scope.payments, start=start, close=close, tz=period.tz)
+    signups = queries.signup_rows(scope.users, start=start, close=close, buckets=buckets)
+    revenue = queries.revenue_rows(scope.payments, start=start, close=close, buckets=buckets)
     churned = queries.churn_by_country(scope.subscriptions, start=start, close=close)
     customers = queries.customers_pass(
         scope.subscriptions,

@@ -6,13 +6,19 @@ serialization included) for a few periods, next to a baseline measured in the sa
 ``SELECT SUM(amount) FROM coaching_payment``. Goal: the 30-day summary under 300 ms.
 
 Seeding (``--seed-with``):
-  sql      (default) bulk ``INSERT … SELECT generate_series`` with the shape ``seed_demo`` gives its
-           crowd: one subscription per payment, 20 % ended, 3 % partly refunded, 20 % in Hong Kong;
-           plus 10 % annual, 3 % past_due and 2 % staff or test accounts so every rule is exercised.
+  sql      (default) bulk ``INSERT … SELECT generate_series``, deterministic (``setseed``). Users:
+           1 % staff and 1 % test accounts (never counted), 20 % in Hong Kong. Subscriptions on random
+           users: 20 % ended after 30-400 days, 10 % annual, 3 % of the running ones past due.
+           ``--shape renewals`` (default): a payment at the start of every billing cycle, so 1M
+           payments come from about 105k subscriptions, as in a real billing history;
+           ``--shape crowd``: seed_demo's crowd, one payment per subscription (1M subscriptions,
+           about eight running at once per user: the worst case for the subscription scans).
+           3 % of payments are half refunded three days later.
   command  ``call_command("seed_demo", "--users", N, "--payments", M)``: the seeder itself (slower).
 
     .venv/bin/python benchmarks/billing_summary.py                  # 100k users, 1M payments
     .venv/bin/python benchmarks/billing_summary.py --quick          # 5k users, 50k payments
+    .venv/bin/python benchmarks/billing_summary.py --shape crowd    # one subscription per payment
     .venv/bin/python benchmarks/billing_summary.py --reuse          # keep an already seeded database
 Environment: DATABASE_URL names the server (its database name is replaced); default
 postgres://postgres@127.0.0.1:5432/.
