@@ -48,7 +48,6 @@ class PlanRow:
     paying_users: int
     active_subscriptions: int
     mrr: Decimal
-    revenue: Decimal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +57,6 @@ class CountryRow:
     paying_users: int
     churned_users: int
     mrr: Decimal
-    revenue: Decimal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,18 +124,14 @@ def by_plan(
     *,
     snapshot: queries.Snapshot,
     customers: queries.Customers,
-    revenue: list[queries.MoneyRow],
     currency: str,
 ) -> tuple[PlanRow, ...]:
-    """Per paid plan at the close: paying users, subscriptions, MRR; and net revenue in the period.
+    """Per paid plan at the close: paying users, subscriptions and MRR (the recurring view of a plan).
 
-    Revenue is attributed to the plan of the payment's subscription. A user paying for two plans
-    counts once under each, so these paying users may add up to more than the total.
+    A user paying for two plans counts once under each, so these paying users may add up to more
+    than the total. Revenue is not split by plan: it would cost a join of every payment to its
+    subscription (measured in benchmarks/billing_summary.py), and MRR already says what each plan brings.
     """
-    net: dict[str, Decimal] = {}
-    for row in revenue:
-        if row.currency == currency:
-            _add(net, row.plan, row.amount)
     return tuple(
         PlanRow(
             plan=plan.code,
@@ -145,7 +139,6 @@ def by_plan(
             paying_users=customers.by_plan.get(plan.code, 0),
             active_subscriptions=snapshot.subscriptions(plan=plan.code),
             mrr=snapshot.mrr(plan=plan.code)[currency],
-            revenue=billing.cents(net.get(plan.code, 0)),
         )
         for plan in plans
     )
@@ -156,10 +149,8 @@ def by_country(
     customers: queries.Customers,
     signups: list[tuple[str, str, int]],
     churned: dict[str, int],
-    revenue: list[queries.MoneyRow],
-    currency: str,
 ) -> tuple[CountryRow, ...]:
-    """Per country of the user's profile: sign-ups, paying users, churned users, MRR and net revenue.
+    """Per country of the user's profile: sign-ups, paying users, churned users and MRR at the close.
 
     Each user has one country, so every count adds up to its total (MRR per country is rounded per
     country, so it may differ from the total by a cent per country). Countries with nothing in any
@@ -168,12 +159,8 @@ def by_country(
     joined: dict[str, int] = {}
     for country, _month, n in signups:
         _add(joined, country, n)
-    net: dict[str, Decimal] = {}
-    for row in revenue:
-        if row.currency == currency:
-            _add(net, row.country, row.amount)
     nobody = queries.CountryCustomers(paying_users=0, mrr=Decimal("0.00"))
-    codes = {*joined, *churned, *net, *(code for code, c in customers.by_country.items() if c.paying_users or c.mrr)}
+    codes = {*joined, *churned, *(code for code, c in customers.by_country.items() if c.paying_users or c.mrr)}
     rows = [
         CountryRow(
             country=code,
@@ -181,7 +168,6 @@ def by_country(
             paying_users=customers.by_country.get(code, nobody).paying_users,
             churned_users=churned.get(code, 0),
             mrr=customers.by_country.get(code, nobody).mrr,
-            revenue=billing.cents(net.get(code, 0)),
         )
         for code in codes
     ]
@@ -271,10 +257,8 @@ def billing_summary(scope: billing.BillingScope, *, period: Period, now: datetim
         mrr_by_currency=mrr_by_currency,
         mrr_past_due=snapshot.mrr(status=Subscription.Status.PAST_DUE)[currency],
         arpu=billing.arpu_of(mrr_by_currency[currency], customers.at_close),
-        by_plan=by_plan(plans, snapshot=snapshot, customers=customers, revenue=revenue, currency=currency),
-        by_country=by_country(
-            customers=customers, signups=signups, churned=churned, revenue=revenue, currency=currency
-        ),
+        by_plan=by_plan(plans, snapshot=snapshot, customers=customers, currency=currency),
+        by_country=by_country(customers=customers, signups=signups, churned=churned),
         series=monthly_series(
             buckets,
             now=now,

@@ -108,7 +108,6 @@ class BillingSummaryApi(APIView):
             paying_users = serializers.IntegerField(min_value=0)
             active_subscriptions = serializers.IntegerField(min_value=0)
             mrr = _money()
-            revenue = _money(help_text="Net revenue in the period from payments of this plan's subscriptions.")
 
             class Meta:
                 ref_name = "BillingByPlan"
@@ -119,7 +118,6 @@ class BillingSummaryApi(APIView):
             paying_users = serializers.IntegerField(min_value=0)
             churned_users = serializers.IntegerField(min_value=0)
             mrr = _money()
-            revenue = _money()
 
             class Meta:
                 ref_name = "BillingByCountry"
@@ -152,7 +150,7 @@ class BillingSummaryApi(APIView):
         churned_users = serializers.IntegerField(min_value=0)
         churn_rate = serializers.DecimalField(max_digits=9, decimal_places=4, coerce_to_string=False, allow_null=True)
         total_revenue = _money(help_text="Net revenue in the default currency (see currency).")
-        currency = serializers.CharField(help_text="The currency of total_revenue, mrr, arpu, breakdowns, series.")
+        currency = serializers.CharField(help_text="The currency of total_revenue, mrr, arpu, breakdowns and series.")
         revenue_by_currency = _money_by_currency("Net revenue per currency.")
         mrr = _money()
         mrr_by_currency = _money_by_currency("MRR per currency.")

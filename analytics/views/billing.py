@@ -110,10 +110,8 @@ def billing_overview(request: HttpRequest) -> HttpResponse:
             }
             for p in summary.series
         ],
-        plan_rows=[{**vars(row), "mrr": money(row.mrr), "revenue": money(row.revenue)} for row in summary.by_plan],
-        country_rows=[
-            {**vars(row), "mrr": money(row.mrr), "revenue": money(row.revenue)} for row in summary.by_country
-        ],
+        plan_rows=[{**vars(row), "mrr": money(row.mrr)} for row in summary.by_plan],
+        country_rows=[{**vars(row), "mrr": money(row.mrr)} for row in summary.by_country],
         other_currencies=[
             (code, money(amount))
             for code, amount in summary.revenue_by_currency.items()

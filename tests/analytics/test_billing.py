@@ -127,32 +127,28 @@ def test_summary_agrees_with_each_one_number_function(scope):
 def test_breakdown_by_plan(scope):
     rows = {row.plan: row for row in billing_summary(scope, period=MARCH, now=NOW).by_plan}
     assert list(rows) == ["student", "pro", "coaching_school"]
-    pro, student, school = rows["pro"], rows["student"], rows["coaching_school"]
-    assert (pro.paying_users, pro.active_subscriptions, pro.mrr, pro.revenue) == (
-        3,
-        3,
-        Decimal("2434.79"),  # B 899 + D 636.79… + E 899
-        Decimal("1798.00"),  # A 899 + B 899
-    )
-    # H's 299 paid in March, C's 299 refunded in March.
-    assert (student.paying_users, student.active_subscriptions, student.mrr, student.revenue) == (
+    # Pro: B, D (annual), E (past due); 899 + 636.79… + 899.
+    assert (rows["pro"].paying_users, rows["pro"].active_subscriptions, rows["pro"].mrr) == (3, 3, Decimal("2434.79"))
+    # Student: H, whose subscription ends exactly at the close.
+    assert (rows["student"].paying_users, rows["student"].active_subscriptions, rows["student"].mrr) == (
         1,
         1,
         Decimal("299.00"),
-        Decimal("0.00"),
     )
-    assert (school.paying_users, school.mrr, school.revenue) == (0, Decimal("0.00"), Decimal("0.00"))
+    assert (rows["coaching_school"].paying_users, rows["coaching_school"].mrr) == (0, Decimal("0.00"))
 
 
 def test_breakdown_by_country_adds_up(scope):
     summary = billing_summary(scope, period=MARCH, now=NOW)
-    rows = [(r.country, r.new_signups, r.paying_users, r.churned_users, r.mrr, r.revenue) for r in summary.by_country]
+    rows = [(r.country, r.new_signups, r.paying_users, r.churned_users, r.mrr) for r in summary.by_country]
     assert rows == [
-        ("TW", 2, 2, 2, Decimal("1198.00"), Decimal("1798.00")),
-        ("HK", 0, 1, 0, Decimal("899.00"), Decimal("0.00")),
-        ("JP", 0, 1, 0, Decimal("636.79"), Decimal("0.00")),
+        ("TW", 2, 2, 2, Decimal("1198.00")),
+        ("HK", 0, 1, 0, Decimal("899.00")),
+        ("JP", 0, 1, 0, Decimal("636.79")),
     ]
     assert sum(r.paying_users for r in summary.by_country) == summary.paying_users
+    assert sum(r.churned_users for r in summary.by_country) == summary.churned_users
+    assert sum(r.new_signups for r in summary.by_country) == summary.new_signups
 
 
 def test_monthly_series_in_taipei(scope):
