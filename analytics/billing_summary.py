@@ -1,9 +1,10 @@
 """The billing summary: every billing number for one period, assembled from ``analytics.billing``.
 
 The API (``/api/v1/billing-analytics/summary``) and the staff page both call ``billing_summary`` and
-only format what it returns. It reads each expensive thing once (one snapshot of the subscriptions
-in force at the period's close, one grouped read of payments) and derives totals and breakdowns
-from it, so a total always equals the sum of its breakdown.
+only format what it returns. It reads each table once through ``analytics.billing_queries`` (a
+snapshot of the subscriptions in force, a per-customer pass, grouped sums of payments, sign-ups
+and churn) and derives the totals, breakdowns and monthly series from those groups, so a count
+always equals the sum of its breakdown.
 """
 
 from __future__ import annotations
