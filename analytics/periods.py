@@ -17,6 +17,10 @@ PERIOD_CHOICES = ("7d", "30d", "90d", "month", "year", "all", "3m", "12m")
 # The product's first record could not predate this; "all" starts here.
 EPOCH = datetime.date(2020, 1, 1)
 MAX_RANGE_DAYS = 366 * 20
+# Dates a query may name: nothing was recorded before 2000, and far-off dates would overflow
+# the calendar arithmetic (a previous period before year 1, a day after 9999-12-31).
+FIRST_DATE = datetime.date(2000, 1, 1)
+LAST_DATE = datetime.date(2100, 12, 31)
 
 
 class PeriodError(ValueError):
@@ -140,6 +144,9 @@ def _parse_date(name: str, value: str) -> datetime.date:
 
 def range_period(first: datetime.date, last: datetime.date, *, tz: zoneinfo.ZoneInfo) -> Period:
     """The local days ``first`` to ``last``, both inclusive."""
+    for name, day in (("from", first), ("to", last)):
+        if not FIRST_DATE <= day <= LAST_DATE:
+            raise PeriodError(f"{name!r} must be between {FIRST_DATE} and {LAST_DATE}, not {day}.")
     if last < first:
         raise PeriodError(f"'to' ({last}) is before 'from' ({first}): the range must end on or after its start.")
     if (last - first).days > MAX_RANGE_DAYS:

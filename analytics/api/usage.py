@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import charts
-from analytics.periods import PERIOD_CHOICES, Period, PeriodError, parse_period
+from analytics.periods import FIRST_DATE, LAST_DATE, PERIOD_CHOICES, Period, PeriodError, parse_period
 from analytics.usage import DEFINITIONS, plan_usage, sessions_by_status, usage_series, usage_summaries
 from coaching.models import User
 
@@ -29,11 +29,6 @@ from .usage_serializers import (
     ErrorSerializer,
     UsageAnalyticsOutputSerializer,
 )
-
-# Dates a query may name: nothing was recorded before 2000, and far-off dates would overflow
-# the calendar arithmetic (a previous period before year 1, a day after 9999-12-31).
-FIRST_DATE = datetime.date(2000, 1, 1)
-LAST_DATE = datetime.date(2100, 12, 31)
 
 
 def metric_changes(current: dict, previous: dict) -> dict:
