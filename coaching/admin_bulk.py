@@ -99,6 +99,10 @@ class BulkOperationAdminMixin:
 
     operation_template = "admin/coaching/bulkoperation/operation.html"
 
+    def get_queryset(self, request):
+        # The selection (up to 100,000 ids of JSON) is never shown: do not read it for every row or poll.
+        return super().get_queryset(request).defer("user_ids")
+
     @admin.display(description="progress")
     def progress(self, op: BulkOperation) -> str:
         return f"{op.progress_percent}%"

@@ -29,6 +29,9 @@ from coaching import bulk
 from coaching.models import BulkOperation, BulkOperationResult
 
 IDEMPOTENCY_KEY_MAX = 255
+# What a poll shows; not the selection (megabytes of JSON at 100,000 ids).
+PROGRESS_FIELDS = ["status", "processed", "succeeded", "skipped", "failed", "summary", "error"]
+PROGRESS_FIELDS += ["started_at", "finished_at"]
 # JSON bytes one id may take ("…36 characters…", plus separators and some whitespace).
 BYTES_PER_ID = 48
 
@@ -205,7 +208,7 @@ class BulkResetUsageApi(APIView):
             raise ValidationError(error.errors) from None
         except bulk.BulkStateError as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
-        op.refresh_from_db()  # eager (embedded) runs have finished by now
+        op.refresh_from_db(fields=PROGRESS_FIELDS)  # eager (embedded) runs have finished by now
         code = status.HTTP_202_ACCEPTED if created and not op.dry_run else status.HTTP_200_OK
         return Response(_operation_data(request, op), status=code)
 
@@ -271,7 +274,7 @@ class BulkOperationDetailApi(APIView):
     def get(self, request: Request, operation_id) -> Response:
         query = self.InputSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        op = _operation_or_404(BulkOperation.objects.select_related("requested_by"), operation_id)
+        op = _operation_or_404(BulkOperation.objects.select_related("requested_by").defer("user_ids"), operation_id)
         results = op.results.select_related("user").order_by("id")
         if "status" in query.validated_data:
             results = results.filter(status=query.validated_data["status"])
@@ -306,7 +309,7 @@ class BulkOperationUndoApi(APIView):
         },
     )
     def post(self, request: Request, operation_id) -> Response:
-        op = _operation_or_404(BulkOperation.objects.all(), operation_id)
+        op = _operation_or_404(BulkOperation.objects.defer("user_ids"), operation_id)
         try:
             op = bulk.operation_undo(op, by=request.user)
         except bulk.BulkStateError as error:

@@ -22,19 +22,22 @@ def content_type_id(model) -> int:
     return found.values_list("id", flat=True).get()
 
 
-def user_entry(
-    *, by_id: uuid.UUID, type_id: int, user_id: uuid.UUID, email: str, flag: int, message: str, at: datetime.datetime
-) -> LogEntry:
-    """An unsaved entry on one user's history, for ``bulk_create``."""
-    return LogEntry(
-        action_time=at,
-        user_id=by_id,
-        content_type_id=type_id,
-        object_id=str(user_id),
-        object_repr=email[:200],
-        action_flag=flag,
-        change_message=message,
-    )
+ENTRY_FIELDS = [
+    "action_time",
+    "user_id",
+    "content_type_id",
+    "object_id",
+    "object_repr",
+    "action_flag",
+    "change_message",
+]
+
+
+def entry_row(
+    *, by_id: uuid.UUID, type_id: int, object_id, object_repr: str, flag: int, message: str, at: datetime.datetime
+) -> tuple:
+    """One entry (on one user's history) as a row of ``ENTRY_FIELDS``, for ``sql.insert_rows``."""
+    return (at, by_id, type_id, str(object_id), object_repr[:200], flag, message)
 
 
 def user_type_id() -> int:

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from coaching.models import BulkOperation, BulkOperationResult, MonthlyUsageArchive, User
 
-from . import adminlog
+from . import adminlog, reset_sql, sql
 from .kinds import KINDS, Outcome, Target
 
 logger = logging.getLogger(__name__)
@@ -40,12 +40,14 @@ def _lock_targets(operation: BulkOperation, user_ids: Sequence[uuid.UUID]) -> tu
     """
     rows = list(
         User.objects.select_for_update(no_key=True)
-        .filter(id__in=user_ids)
+        .filter(sql.ids_in(User, "id", user_ids))
         .order_by("id")
         .values_list("id", "email", "timezone", "plan_id", "is_active")
     )
     done = set(
-        BulkOperationResult.objects.filter(operation=operation, user_id__in=user_ids).values_list("user_id", flat=True)
+        BulkOperationResult.objects.filter(
+            sql.ids_in(BulkOperationResult, "user_id", user_ids), operation=operation
+        ).values_list("user_id", flat=True)
     )
     missing = set(user_ids) - {row[0] for row in rows}
     return [Target(*row) for row in rows if row[0] not in done], missing
@@ -84,30 +86,23 @@ def _apply_isolated(operation: BulkOperation, targets: list[Target], *, now: dat
 
 def _record(operation: BulkOperation, outcomes: list[Outcome], *, now: datetime.datetime) -> None:
     """One result per user, and an admin log entry on each user something was done to."""
-    BulkOperationResult.objects.bulk_create(
-        [
-            BulkOperationResult(
-                operation_id=operation.id,
-                user_id=o.target.id,
-                status=o.status,
-                reason=o.reason,
-                before=o.before,
-                created_at=now,
-            )
-            for o in outcomes
-        ],
-        batch_size=1000,
+    sql.insert_rows(
+        BulkOperationResult,
+        ["operation_id", "user_id", "status", "reason", "before", "created_at"],
+        [(operation.id, o.target.id, o.status, o.reason, o.before, now) for o in outcomes],
     )
     if operation.requested_by_id is None:
         return
     type_id = adminlog.user_type_id()
-    LogEntry.objects.bulk_create(
+    sql.insert_rows(
+        LogEntry,
+        adminlog.ENTRY_FIELDS,
         [
-            adminlog.user_entry(
+            adminlog.entry_row(
                 by_id=operation.requested_by_id,
                 type_id=type_id,
-                user_id=o.target.id,
-                email=o.target.email,
+                object_id=o.target.id,
+                object_repr=o.target.email,
                 flag=CHANGE,
                 message=f"Bulk operation {operation.id}: {o.message}",
                 at=now,
@@ -115,26 +110,24 @@ def _record(operation: BulkOperation, outcomes: list[Outcome], *, now: datetime.
             for o in outcomes
             if o.status == BulkOperationResult.Status.SUCCEEDED
         ],
-        batch_size=1000,
     )
 
 
 def _tally(
-    operation: BulkOperation, outcomes: list[Outcome], missing: set[uuid.UUID], *, now: datetime.datetime
+    operation: BulkOperation, counts: collections.Counter, missing: set[uuid.UUID], *, now: datetime.datetime
 ) -> BulkOperation:
-    """Add the chunk's counts; the chunk that completes the operation finishes it.
+    """Add the chunk's counts (by result status); the chunk that completes the operation finishes it.
 
     The ``UPDATE`` locks the operation row until commit, so the last chunk to commit sees every
     other chunk's counts and exactly one chunk finishes the operation.
     """
-    counts = collections.Counter(o.status for o in outcomes)
     BulkOperation.objects.filter(pk=operation.pk).update(
-        processed=F("processed") + len(outcomes),
+        processed=F("processed") + counts.total(),
         succeeded=F("succeeded") + counts[BulkOperationResult.Status.SUCCEEDED],
         skipped=F("skipped") + counts[BulkOperationResult.Status.SKIPPED],
         failed=F("failed") + counts[BulkOperationResult.Status.FAILED],
     )
-    op = BulkOperation.objects.select_for_update().get(pk=operation.pk)
+    op = BulkOperation.objects.select_for_update().defer("user_ids").get(pk=operation.pk)
     if missing:
         # Deleted since the request: they cannot have a result row; listed once however often the chunk runs.
         known = set(op.summary.get("missing_user_ids", []))
@@ -180,12 +173,39 @@ def chunk_run(operation_id: uuid.UUID | str, user_ids: Sequence[str], *, now: da
     """Process one chunk of an operation in one transaction; returns how many users got a result now."""
     ids = [uuid.UUID(str(i)) for i in user_ids]
     with transaction.atomic():
-        operation = BulkOperation.objects.filter(pk=operation_id).first()
+        # Not the selection itself: at 100,000 ids it is megabytes of JSON, and the chunk brings its own ids.
+        operation = BulkOperation.objects.defer("user_ids").filter(pk=operation_id).first()
         if operation is None or operation.status not in ACTIVE:
             return 0  # a late redelivery after the operation finished, failed or was undone
         now = now or timezone.now()
+        if connection.vendor == "postgresql":
+            reset_sql.chunk_lock(operation.id, ids)
+            if operation.kind == BulkOperation.Kind.RESET_USAGE:
+                done = _reset_in_one_statement(operation, ids, now)
+                if done is not None:
+                    return done
         targets, missing = _lock_targets(operation, ids)
         outcomes = _apply_isolated(operation, targets, now=now)
         _record(operation, outcomes, now=now)
-        _tally(operation, outcomes, missing, now=now)
+        _tally(operation, collections.Counter(o.status for o in outcomes), missing, now=now)
     return len(outcomes)
+
+
+def _reset_in_one_statement(operation: BulkOperation, ids: list[uuid.UUID], now: datetime.datetime) -> int | None:
+    """PostgreSQL's fast path for a reset chunk: users given a result, or None if it failed (go user by user)."""
+    try:
+        with transaction.atomic():
+            counts = reset_sql.reset_chunk(operation, ids, user_type=adminlog.user_type_id(), now=now)
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # e.g. one user's counter refuses the write: isolate it in the slower path
+        logger.warning("bulk %s: one-statement reset failed (%s); going user by user", operation.id, _describe(exc))
+        return None
+    missing: set[uuid.UUID] = set()
+    if counts.users_found < len(ids):
+        missing = set(ids) - set(User.objects.filter(sql.ids_in(User, "id", ids)).values_list("id", flat=True))
+    statuses = collections.Counter(
+        {BulkOperationResult.Status.SUCCEEDED: counts.succeeded, BulkOperationResult.Status.SKIPPED: counts.skipped}
+    )
+    _tally(operation, statuses, missing, now=now)
+    return statuses.total()

@@ -16,10 +16,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, DateTimeField, Q, Sum, UUIDField, Value
 
 from coaching.models import BulkOperation, BulkOperationResult, MonthlyUsage, MonthlyUsageArchive, User
 from coaching.models.usage import month_start
+
+from . import sql
 
 Kind = BulkOperation.Kind
 RESET_TYPES = ("monthly", "all")
@@ -130,12 +132,12 @@ def reset_apply(operation: BulkOperation, targets: Sequence[Target], *, now: dat
     counters = {
         row["user_id"]: row
         for row in MonthlyUsage.objects.select_for_update()
-        .filter(user_id__in=ids)
+        .filter(sql.ids_in(MonthlyUsage, "user_id", ids))
         .order_by("user_id")
         .values("user_id", "period", "minutes", "sessions", "transcriptions")
     }
     months: dict[str, datetime.date] = {}
-    outcomes, archives, reset_ids = [], [], []
+    outcomes, reset_ids = [], []
     for target in targets:
         row = counters.get(target.id)
         if target.timezone not in months:
@@ -146,25 +148,29 @@ def reset_apply(operation: BulkOperation, targets: Sequence[Target], *, now: dat
             outcomes.append(Outcome(target, BulkOperationResult.Status.SKIPPED, reason=reason, before=before))
             continue
         reset_ids.append(target.id)
-        archives.append(
-            MonthlyUsageArchive(
-                user_id=target.id,
-                period=row["period"],
-                minutes=row["minutes"],
-                sessions=row["sessions"],
-                transcriptions=row["transcriptions"],
-                archived_at=now,
-                bulk_operation_id=operation.id,
-            )
-        )
         message = (
             f"reset {reset_type} usage: archived {row['period']:%Y-%m} ({row['minutes']} min, "
             f"{row['sessions']} sessions, {row['transcriptions']} transcriptions) and zeroed the counters"
         )
         outcomes.append(Outcome(target, BulkOperationResult.Status.SUCCEEDED, before=before, message=message))
-    # No ignore_conflicts: a second archive for (operation, user, period) would be a bug, and it must fail loudly.
-    MonthlyUsageArchive.objects.bulk_create(archives, batch_size=1000)
-    MonthlyUsage.objects.filter(user_id__in=reset_ids).update(minutes=0, sessions=0, transcriptions=0, updated_at=now)
+    if reset_ids:
+        # Archive then zero, inside the database, the rows locked and read above. No ON CONFLICT: a second
+        # archive for (operation, user, period) would be a bug, and its unique constraint makes it fail loudly.
+        to_reset = MonthlyUsage.objects.filter(sql.ids_in(MonthlyUsage, "user_id", reset_ids))
+        sql.insert_select(
+            MonthlyUsageArchive,
+            ["user_id", "period", "minutes", "sessions", "transcriptions", "archived_at", "bulk_operation_id"],
+            to_reset.order_by().values_list(
+                "user_id",
+                "period",
+                "minutes",
+                "sessions",
+                "transcriptions",
+                Value(now, output_field=DateTimeField()),
+                Value(operation.id, output_field=UUIDField()),
+            ),
+        )
+        to_reset.update(minutes=0, sessions=0, transcriptions=0, updated_at=now)
     return outcomes
 
 
@@ -180,7 +186,7 @@ def reset_preview(
     users, minutes, sessions, transcriptions = 0, Decimal("0"), 0, 0
     for batch in id_batches(user_ids):
         groups = (
-            MonthlyUsage.objects.filter(_nonzero(), user_id__in=batch)
+            MonthlyUsage.objects.filter(_nonzero(), sql.ids_in(MonthlyUsage, "user_id", batch))
             .values("user__timezone", "period")
             .annotate(n=Count("id"), m=Sum("minutes"), s=Sum("sessions"), t=Sum("transcriptions"))
             .order_by()
@@ -216,7 +222,7 @@ def change_plan_apply(operation: BulkOperation, targets: Sequence[Target], *, no
                 message=f"changed plan from {t.plan_id} to {plan}",
             )
         )
-    User.objects.filter(id__in=changed).update(plan_id=plan)
+    User.objects.filter(sql.ids_in(User, "id", changed)).update(plan_id=plan)
     return outcomes
 
 
@@ -239,7 +245,7 @@ def _activity_apply(active: bool) -> Callable:
             outcomes.append(
                 Outcome(t, BulkOperationResult.Status.SUCCEEDED, before={"is_active": t.is_active}, message=verb)
             )
-        User.objects.filter(id__in=changed).update(is_active=active)
+        User.objects.filter(sql.ids_in(User, "id", changed)).update(is_active=active)
         return outcomes
 
     apply.__doc__ = f"Mark users {'active' if active else 'inactive'}; users already so are skipped."
@@ -249,7 +255,8 @@ def _activity_apply(active: bool) -> Callable:
 def _plan_counts(user_ids: Iterable[uuid.UUID]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for batch in id_batches(list(user_ids)):
-        for row in User.objects.filter(id__in=batch).values("plan_id").annotate(n=Count("id")).order_by():
+        in_batch = User.objects.filter(sql.ids_in(User, "id", batch))
+        for row in in_batch.values("plan_id").annotate(n=Count("id")).order_by():
             counts[row["plan_id"]] = counts.get(row["plan_id"], 0) + row["n"]
     return dict(sorted(counts.items()))
 
@@ -269,7 +276,7 @@ def _activity_preview(active: bool) -> Callable:
     ) -> DryRun:
         affected = 0
         for batch in id_batches(user_ids):
-            qs = User.objects.filter(id__in=batch, is_active=not active)
+            qs = User.objects.filter(sql.ids_in(User, "id", batch), is_active=not active)
             if not active and requested_by is not None:
                 qs = qs.exclude(id=requested_by.id)
             affected += qs.count()

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from coaching.models import BulkOperation, MonthlyUsage, MonthlyUsageArchive, Plan, User
 
-from . import adminlog
+from . import adminlog, sql
 from .kinds import KINDS, RESET_TYPES, DryRun, id_batches
 
 Kind = BulkOperation.Kind
@@ -85,10 +85,12 @@ def parse_user_ids(user_ids) -> list[uuid.UUID]:
 def clean_user_ids(user_ids) -> list[uuid.UUID]:
     """The distinct users named, in the order given; every one must be an existing user's id (a UUID)."""
     ids = parse_user_ids(user_ids)
-    found: set[uuid.UUID] = set()
+    unknown: list[str] = []
     for batch in id_batches(ids):
-        found.update(User.objects.filter(id__in=batch).values_list("id", flat=True))
-    unknown = [str(i) for i in ids if i not in found]
+        known = User.objects.filter(sql.ids_in(User, "id", batch))
+        if known.count() < len(batch):  # only then fetch which ones (a count is far cheaper than the ids)
+            found = set(known.values_list("id", flat=True))
+            unknown.extend(str(i) for i in batch if i not in found)
     if unknown:
         shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
         raise BulkInputError(
@@ -219,7 +221,7 @@ def operation_start(
 def operation_fail(operation_id: uuid.UUID | str, *, error: str) -> None:
     """A chunk could not run even after retries: the operation ends ``failed`` with the error."""
     with transaction.atomic():
-        op = BulkOperation.objects.select_for_update().filter(pk=operation_id).first()
+        op = BulkOperation.objects.select_for_update().defer("user_ids").filter(pk=operation_id).first()
         if op is None or op.status not in (Status.PENDING, Status.RUNNING):
             return
         op.status, op.error, op.finished_at = Status.FAILED, error[:2000], timezone.now()
@@ -251,7 +253,7 @@ def operation_undo(op: BulkOperation, *, by: User, now: datetime.datetime | None
     """
     now = now or timezone.now()
     with transaction.atomic():
-        op = BulkOperation.objects.select_for_update().get(pk=op.pk)
+        op = BulkOperation.objects.select_for_update().defer("user_ids").get(pk=op.pk)
         if refusal := _undo_refusal(op):
             raise BulkStateError(refusal)
         archives = MonthlyUsageArchive.objects.filter(bulk_operation=op, restored_at__isnull=True)
@@ -291,11 +293,11 @@ def _log_undo(op: BulkOperation, *, by: User, now: datetime.datetime) -> None:
         .values_list("user_id", "user__email", "period", "minutes", "sessions", "transcriptions")
     )
     entries = [
-        adminlog.user_entry(
+        adminlog.entry_row(
             by_id=by.pk,
             type_id=type_id,
-            user_id=user_id,
-            email=email,
+            object_id=user_id,
+            object_repr=email,
             flag=CHANGE,
             message=(
                 f"Undo of bulk operation {op.id}: restored {period:%Y-%m} usage "
@@ -305,4 +307,4 @@ def _log_undo(op: BulkOperation, *, by: User, now: datetime.datetime) -> None:
         )
         for user_id, email, period, minutes, sessions, transcriptions in rows.iterator(chunk_size=2000)
     ]
-    LogEntry.objects.bulk_create(entries, batch_size=1000)
+    sql.insert_rows(LogEntry, adminlog.ENTRY_FIELDS, entries)

@@ -92,7 +92,11 @@ def test_monthly_reset_archives_then_zeroes_only_this_months_counters(
     assert list(UsageLog.objects.filter(user=alice).values_list("minutes", flat=True)) == [Decimal("120.50")]
     entry = LogEntry.objects.get(object_id=str(alice.pk))
     assert entry.user == admin_user
-    assert entry.change_message.startswith(f"Bulk operation {op.id}: reset monthly usage: archived 2026-03 (120.50 min")
+    assert entry.change_message == (
+        f"Bulk operation {op.id}: reset monthly usage: archived 2026-03 (120.50 min, 3 sessions, 4 transcriptions) "
+        "and zeroed the counters"
+    )
+    assert (entry.object_repr, entry.action_flag, entry.action_time) == (alice.email, 2, NOW)
     assert not LogEntry.objects.filter(object_id__in=[str(bob.pk), str(carol.pk), str(dave.pk)]).exists()
 
 
@@ -222,18 +226,19 @@ def test_a_chunk_that_crashes_before_commit_leaves_nothing_and_its_retry_finishe
     given = give_usage(users)
     ids = [str(u.pk) for u in users]
     op = started(admin_user, ids, reset_type="monthly")
-    real_record = chunks._record
+    real_tally = chunks._tally
 
     def crash(*args, **kwargs):
         raise SystemExit("worker killed")  # not an Exception: nothing in the chunk may swallow it
 
-    monkeypatch.setattr(chunks, "_record", crash)
+    # The last step of a chunk, after every write: the process dies before the commit.
+    monkeypatch.setattr(chunks, "_tally", crash)
     with pytest.raises(SystemExit):
         bulk.chunk_run(op.pk, ids)
     assert MonthlyUsageArchive.objects.count() == 0
     assert MonthlyUsage.objects.get(user=users[0]).minutes == given[users[0].pk].minutes
 
-    monkeypatch.setattr(chunks, "_record", real_record)
+    monkeypatch.setattr(chunks, "_tally", real_tally)
     assert bulk.chunk_run(op.pk, ids) == 3
     op.refresh_from_db()
     assert (op.status, op.succeeded) == ("succeeded", 3)
@@ -390,3 +395,14 @@ def test_more_ids_than_the_limit_are_refused(admin_user, settings):
         bulk.operation_create(
             kind=RESET, user_ids=[u.pk for u in users], parameters={"reset_type": "all"}, requested_by=admin_user
         )
+
+
+def test_a_chunk_is_set_based_not_a_query_per_user(admin_user, django_assert_max_num_queries):
+    users = make_users(300)
+    give_usage(users)
+    ids = [str(u.pk) for u in users]
+    op = started(admin_user, ids, reset_type="monthly")
+    with django_assert_max_num_queries(25):
+        assert bulk.chunk_run(op.pk, ids) == 300
+    op.refresh_from_db()
+    assert (op.status, op.succeeded) == ("succeeded", 300)
