@@ -15,8 +15,9 @@ import zoneinfo
 from collections.abc import Iterator
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDay, TruncMonth
+from django.db.models import Case, CharField, Count, F, Func, Q, Sum, Value, When
+from django.db.models.functions import Concat, Left, NullIf, TruncDay, TruncMonth
+from django.db.models.lookups import In
 
 from analytics.periods import Period
 from coaching.models import UsageLog, User
@@ -128,6 +129,56 @@ def usage_history_rows(
 
 def _same(value: str) -> str:
     return value
+
+
+class _ToChar(Func):
+    """PostgreSQL's ``to_char(value, format)``; the format is a fixed literal, never user input."""
+
+    function = "to_char"
+    output_field = CharField()
+
+    def __init__(self, expression, fmt: str) -> None:
+        super().__init__(expression, Value(fmt))
+
+
+def _sql_text(field: str):
+    """A text column as the CSV shows it: neutralised (same rule as ``neutralise``), empty as NULL."""
+    starts_with_trigger = In(Left(F(field), 1), list(FORMULA_TRIGGERS))
+    safe = Case(
+        When(starts_with_trigger, then=Concat(Value("'"), F(field), output_field=CharField())),
+        default=F(field),
+        output_field=CharField(),
+    )
+    return NullIf(safe, Value(""))
+
+
+def _sql_bool(condition: Q):
+    return Case(When(condition, then=Value("true")), default=Value("false"), output_field=CharField())
+
+
+def usage_history_sql_rows(subject: User, period: Period):
+    """PostgreSQL only: the same rows as ``usage_history_rows`` with every cell already CSV text.
+
+    For ``COPY … TO STDOUT``: the database formats what ``csv_export.CsvChunks`` formats in
+    Python, byte for byte. ``created_at`` is ``to_char`` in the *session's* time zone, so the
+    caller sets the session to ``period.tz`` for the statement (``csv_export.CopyChunks``).
+    """
+    return usage_history_queryset(subject, period).values_list(
+        _ToChar(F("created_at"), 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'),
+        "kind",
+        _sql_text("session__title"),
+        _sql_text("client__name"),
+        "session__status",
+        _ToChar(F("session__session_date"), "YYYY-MM-DD"),
+        _sql_text("provider"),
+        "seconds",
+        "minutes",
+        _sql_bool(Q(kind__in=UsageLog.QUOTA_KINDS)),
+        _sql_bool(Q(billable=True)),
+        "provider_cost_usd",
+        _sql_text("plan_code"),
+        "id",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

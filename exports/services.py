@@ -29,9 +29,9 @@ from analytics.periods import Period, PeriodError, parse_period
 from coaching.models import ExportRecord, Plan, User
 
 from . import csv_export, xlsx_export
-from .csv_export import CsvChunks
+from .csv_export import usage_history_csv
 from .report import report_context
-from .rows import HEADER, usage_history_rows
+from .rows import usage_history_rows
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +169,7 @@ def usage_export(
     file = ExportFile(record.pk, fmt, b"", CONTENT_TYPES[fmt], filename, ascii_filename, None)
     try:
         if fmt == "csv":
-            chunks = CsvChunks(usage_history_rows(subject, period), header=HEADER, bom=bom)
-            file.content = RecordedStream(chunks, record_id=record.pk)
+            file.content = RecordedStream(usage_history_csv(subject, period, bom=bom), record_id=record.pk)
             return file
         render = _render_pdf if fmt == "pdf" else _render_xlsx
         # The attached CSV gets the ASCII name: WeasyPrint writes a PDF's legacy /F name as raw UTF-8.
@@ -216,7 +215,7 @@ def _render_pdf(subject: User, period: Period, *, csv_name: str, now) -> tuple[B
     try:
         if context.detail_mode != "rows":  # past the row budget: the full history rides along as a CSV
             attachment = tempfile.TemporaryFile()
-            for chunk in CsvChunks(usage_history_rows(subject, period), header=HEADER, bom=True):
+            for chunk in usage_history_csv(subject, period, bom=True):
                 attachment.write(chunk)
             attachment.seek(0)
         pdf_export.pdf_write(context, out, attachment=attachment)
@@ -230,7 +229,7 @@ def _render_pdf(subject: User, period: Period, *, csv_name: str, now) -> tuple[B
 
 
 class RecordedStream:
-    """Wraps a ``CsvChunks`` stream and finalises its export record when the stream ends.
+    """Wraps a CSV chunk stream (``csv_export``) and finalises its export record when the stream ends.
 
     Exhausted: succeeded, with the rows and bytes actually produced. An error while producing:
     failed with the error. Closed before the end (the client went away, the server stopped):
@@ -238,7 +237,7 @@ class RecordedStream:
     always happens, even for a stream never started.
     """
 
-    def __init__(self, chunks: CsvChunks, *, record_id: int) -> None:
+    def __init__(self, chunks, *, record_id: int) -> None:
         self._chunks = chunks
         self.record_id = record_id
         self.finished = False
@@ -262,10 +261,12 @@ class RecordedStream:
             export_finish(self.record_id, rows=self._chunks.rows, size=self._chunks.bytes, error=error)
 
     def close(self) -> None:
+        # Stop producing first: on PostgreSQL this ends the COPY, which holds the connection that
+        # the record is written through.
         try:
+            self._chunks.close()
+        finally:
             self._finish(
                 error=f"Interrupted: the download stopped after {self._chunks.bytes} bytes "
                 f"({self._chunks.rows} rows); the file is incomplete."
             )
-        finally:
-            self._chunks.close()

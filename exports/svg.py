@@ -54,7 +54,7 @@ def axis(values: list[float]) -> tuple[float, int]:
     top = max(values, default=0)
     whole = all(float(v).is_integer() for v in values)
     step = nice_step(top / 4, whole=whole)
-    intervals = max(1, math.ceil(top / step)) if top > 0 else 4 if not whole else 1
+    intervals = max(1, math.ceil(top / step - 1e-9)) if top > 0 else 1
     return step * intervals, intervals
 
 

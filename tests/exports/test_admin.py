@@ -110,7 +110,6 @@ def test_usage_report_action_asks_for_a_period_then_downloads_one_users_file(adm
         'attachment; filename="usage-history_alice_2026-04-01_2026-04-30.csv"'
     )
     body = b"".join(response.streaming_content)
-    response.close()
     assert len(list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))) == 5
     record = ExportRecord.objects.get()
     assert (record.status, record.requested_by.email, record.subject) == ("succeeded", "dana@example.com", coach)

@@ -16,7 +16,6 @@ URL = "/api/v1/usage-history/export"
 
 def rows_of(response) -> list[list[str]]:
     body = b"".join(response.streaming_content)
-    response.close()
     return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
 
 
@@ -130,7 +129,6 @@ def test_formats_each_plan_includes_download(api_for, coach, history, plan, fmt)
     response = api_for(coach).get(URL, {"format": fmt, **APRIL})
     assert response.status_code == 200
     b"".join(response.streaming_content)
-    response.close()
     assert last_record().status == "succeeded"
 
 

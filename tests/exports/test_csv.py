@@ -2,15 +2,18 @@
 
 import csv
 import io
+import zoneinfo
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 
 from coaching.models import ExportRecord
 from exports.rows import HEADER
 from tests.exports.conftest import APRIL, HOSTILE_CLIENT
 
 pytestmark = pytest.mark.django_db
+ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 URL = "/api/v1/usage-history/export"
 
 
@@ -18,7 +21,6 @@ def download(client, **params) -> tuple:
     response = client.get(URL, {"format": "csv", **params})
     assert response.status_code == 200, response.content
     body = b"".join(response.streaming_content)
-    response.close()
     return response, body
 
 
@@ -56,7 +58,7 @@ def test_csv_neutralises_formulas_but_leaves_negative_numbers_numbers(api_for, c
     assert adjustment["seconds"] == "-120" and adjustment["minutes"] == "-2.00"
     assert Decimal(adjustment["minutes"]) == Decimal("-2.00")
     # Written bare (no quote, no apostrophe) so a spreadsheet reads a number.
-    assert ",-120,-2.00,false," in text
+    assert ",-120,-2.00,false,true,0.0000,pro," in text
     assert not any(cell.startswith(("=", "+", "@")) for row in parse(body)[1:] for cell in row)
 
 
@@ -67,7 +69,7 @@ def test_csv_starts_with_a_bom_unless_bom_0(api_for, coach, history):
     assert with_bom.startswith(b"\xef\xbb\xbf")
     assert without.startswith(b"created_at,")
     assert with_bom[3:] == without
-    assert "\r\n" in without.decode()
+    assert without.decode().count("\n") == 1 + 4 and "\r" not in without.decode()
 
 
 def test_csv_response_headers(api_for, coach, history):
@@ -101,3 +103,28 @@ def test_default_period_is_this_month_so_far_in_the_subjects_zone(api_for, coach
     response, body = download(api_for(coach))
     assert "usage-history_alice_2026-04-01_2026-04-20.csv" in response["Content-Disposition"]
     assert len(parse(body)) == 1 + 4
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="the COPY engine needs PostgreSQL")
+def test_copy_and_orm_engines_write_the_same_bytes(coach, history, frozen):
+    """On PostgreSQL the CSV comes from COPY; it must match the portable ORM writer byte for byte."""
+    from analytics.periods import parse_period
+    from exports.csv_export import usage_history_csv
+    from tests.factories import ClientFactory, CoachingSessionFactory, UsageLogFactory
+
+    awkward = ClientFactory(coach=coach, name='Quote " comma, and\nnew line')
+    for title, provider in [("\tTab start", ""), ("-minus", "assemblyai"), ("", "google"), ("  spaced  ", "=x")]:
+        session = CoachingSessionFactory(coach=coach, client=awkward, title=title)
+        UsageLogFactory(user=coach, session=session, client=awkward, provider=provider, created_at=frozen)
+    UsageLogFactory(user=coach, session=None, client=None, kind="adjustment", seconds=-30, created_at=frozen)
+    ny = parse_period(APRIL, tz=zoneinfo.ZoneInfo("America/New_York"))
+    taipei = parse_period(APRIL, tz=coach.tzinfo)
+
+    for period in (taipei, ny):
+        for bom in (True, False):
+            via_copy = b"".join(usage_history_csv(coach, period, bom=bom, engine="copy"))
+            via_orm = b"".join(usage_history_csv(coach, period, bom=bom, engine="orm"))
+            assert via_copy == via_orm
+    assert b"-04:00," in b"".join(usage_history_csv(coach, ny, engine="copy"))  # New York's own offset (EDT)
+    assert len(parse(b"".join(usage_history_csv(coach, taipei, engine="copy")))) == 1 + 4 + 5
+    assert len(parse(via_copy)) == 1 + 3 + 5  # New York's April starts after the 01:30 Taipei row

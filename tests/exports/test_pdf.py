@@ -22,7 +22,6 @@ def download_pdf(client, **params):
     response = client.get(URL, {"format": "pdf", **params})
     assert response.status_code == 200, getattr(response, "content", b"")[:500]
     body = b"".join(response.streaming_content)
-    response.close()
     return response, body
 
 

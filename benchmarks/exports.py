@@ -1,0 +1,315 @@
+"""Exports: CSV throughput next to PostgreSQL's own COPY, and the PDF report's time and memory.
+
+Creates its own PostgreSQL database (``bench_exports`` by default; never the dev database),
+migrates it and seeds one coach per size with that many usage-ledger rows (``INSERT … SELECT
+generate_series``: sessions with Chinese and English titles, clients named in both, a few
+formula-looking titles, free retries and negative adjustments). Then, each figure in a fresh
+subprocess so its peak memory is its own:
+
+  csv   the product's CSV export (``exports.services.usage_export``: the ORM query over a
+        server-side cursor, local-time ISO dates, formula neutralisation, the csv module, 64 KiB
+        chunks) consumed to the end, as the HTTP response would be;
+  copy  the baseline: ``COPY (<the same SELECT the ORM runs>) TO STDOUT WITH (FORMAT csv, HEADER)``
+        with the session time zone set to the coach's, read to the end through psycopg;
+  pdf   the PDF report (past 500 rows: daily aggregates plus the full CSV attached), and, for
+        sizes up to ``--detail-max``, the same report forced to list every row (no budget).
+
+Peak memory is the subprocess's peak RSS (``getrusage``), Django and all; "base" is its RSS just
+before the export started. Goals (issue 5): CSV ≥ 50 % of COPY's rows/s, peak < 150 MB.
+
+    .venv/bin/python benchmarks/exports.py              # CSV 10k, 100k, 1M; PDF 1k, 10k
+    .venv/bin/python benchmarks/exports.py --quick      # CSV 2k, 20k; PDF 200, 1k
+    .venv/bin/python benchmarks/exports.py --csv-sizes 50000 --pdf-sizes 2000 --reuse
+Environment: DATABASE_URL names the server (its database name is replaced); default
+postgres://postgres@127.0.0.1:5432/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+GOAL_RATIO = 0.5
+GOAL_PEAK_MB = 150
+TZ = "Asia/Taipei"
+
+
+def sizes(text: str) -> list[int]:
+    try:
+        values = [int(v.replace("_", "")) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of row counts") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("row counts must be positive")
+    return values
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--csv-sizes", type=sizes, default=[10_000, 100_000, 1_000_000], help="default 10k,100k,1M")
+    parser.add_argument("--pdf-sizes", type=sizes, default=[1_000, 10_000], help="default 1k,10k")
+    parser.add_argument("--detail-max", type=int, default=1_000, help="Also time an every-row PDF up to this size.")
+    parser.add_argument(
+        "--quick", action="store_true", help="CSV 2k and 20k rows, PDF 200 and 1k: well under a minute."
+    )
+    parser.add_argument("--database", default="bench_exports", help="Database to create (default bench_exports).")
+    parser.add_argument("--reuse", action="store_true", help="Keep the database and coaches already seeded.")
+    parser.add_argument("--measure", choices=("csv", "copy", "pdf", "pdf-detail"), help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.csv_sizes, args.pdf_sizes = [2_000, 20_000], [200, 1_000]
+    return args
+
+
+def server_url() -> urllib.parse.ParseResult:
+    url = urllib.parse.urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/")
+    if not url.scheme.startswith("postgres"):
+        raise SystemExit(f"This benchmark needs PostgreSQL; DATABASE_URL is {url.scheme}://…")
+    return url
+
+
+def bench_url(database: str) -> str:
+    return urllib.parse.urlunparse(server_url()._replace(path=f"/{database}"))
+
+
+def prepare_database(args: argparse.Namespace) -> None:
+    import psycopg
+
+    url = server_url()
+    admin = {"host": url.hostname or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres"}
+    if url.password:
+        admin["password"] = url.password
+    with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone()
+        if exists and not args.reuse:
+            conn.execute(f'DROP DATABASE "{args.database}" WITH (FORCE)')
+        if not exists or not args.reuse:
+            conn.execute(f'CREATE DATABASE "{args.database}"')
+    setup_django(args.database)
+    from django.core.management import call_command
+
+    call_command("migrate", "--noinput", verbosity=0)
+
+
+def setup_django(database: str) -> None:
+    os.environ["DATABASE_URL"] = bench_url(database)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coaching.settings")
+    os.environ["DB_CONN_MAX_AGE"] = "0"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+
+
+def coach_email(rows: int) -> str:
+    return f"bench-{rows}@example.com"
+
+
+SESSIONS_SQL = """
+    INSERT INTO coaching_coachingsession (coach_id, client_id, title, session_date, audio_filename, audio_size_bytes,
+        duration_seconds, language, stt_provider, provider_cost_usd, status, processing_started_at,
+        processing_finished_at, error_message, fee_amount, fee_currency, created_at)
+    SELECT %(coach)s, c.id,
+           (ARRAY['目標設定','職涯探索','Leadership check-in','Follow-up','=SUM(A1:A9)','Values work'])[1 + mod(i, 6)]
+               || ' #' || i,
+           (%(now)s - make_interval(days => mod(i, 365)))::date, 'session.m4a', 30000000, 1800 + mod(i, 1800),
+           'cmn-Hant-TW', CASE WHEN mod(i, 3) = 0 THEN 'assemblyai' ELSE 'google' END, 0.48,
+           CASE WHEN mod(i, 25) = 0 THEN 'failed' ELSE 'completed' END,
+           %(now)s - make_interval(days => mod(i, 365), mins => 20), %(now)s - make_interval(days => mod(i, 365)),
+           '', CASE WHEN mod(i, 2) = 0 THEN 2000 END, CASE WHEN mod(i, 2) = 0 THEN 'TWD' ELSE '' END,
+           %(now)s - make_interval(days => mod(i, 365), mins => 30)
+    FROM generate_series(1, %(sessions)s) AS i
+    JOIN LATERAL (SELECT id FROM coaching_client WHERE coach_id = %(coach)s ORDER BY id
+                  OFFSET mod(i, %(clients)s) LIMIT 1) c ON true
+"""
+LOGS_SQL = """
+    INSERT INTO coaching_usagelog (user_id, session_id, client_id, kind, seconds, minutes, provider,
+        provider_cost_usd, billable, plan_code, created_at)
+    SELECT %(coach)s, s.id, s.client_id, k.kind, k.seconds, round(k.seconds / 60.0, 2), s.stt_provider,
+           0.0160 * k.seconds / 60, k.kind <> 'retry_failed', 'pro',
+           %(now)s - make_interval(secs => (i * 31536000.0 / %(rows)s))
+    FROM generate_series(1, %(rows)s) AS i
+    JOIN (SELECT id, client_id, stt_provider, row_number() OVER (ORDER BY id) - 1 AS k
+          FROM coaching_coachingsession WHERE coach_id = %(coach)s) s ON s.k = mod(i, %(sessions)s)
+    CROSS JOIN LATERAL (SELECT CASE WHEN mod(i, 50) = 0 THEN 'adjustment'
+                                    WHEN mod(i, 20) = 0 THEN 'retry_failed' ELSE 'original' END AS kind,
+                               CASE WHEN mod(i, 50) = 0 THEN -120 ELSE 600 + mod(i, 3000) END AS seconds) k
+"""
+
+
+def seed_coach(rows: int) -> tuple[bool, float]:
+    """A coach with exactly ``rows`` ledger rows; (created?, seconds)."""
+    import datetime
+
+    from django.db import connection, transaction
+
+    from coaching.models import Client, UsageLog, User
+
+    email = coach_email(rows)
+    coach = User.objects.filter(email=email).first()
+    if coach and UsageLog.objects.filter(user=coach).count() == rows:
+        return False, 0.0
+    started = time.perf_counter()
+    with transaction.atomic():
+        User.objects.filter(email=email).delete()
+        coach = User.objects.create_user(email=email, name=f"王小明 bench {rows}", plan_id="pro", timezone=TZ)
+        names = ["王小明", "李美玲", "張志豪", "陳怡君", "Grace Lin", "Henry Wu", "-Ivy", "@Jack"]
+        Client.objects.bulk_create(Client(coach=coach, name=f"{names[i % 8]} {i}") for i in range(40))
+        params = {
+            "coach": coach.pk,
+            "now": datetime.datetime.now(datetime.UTC),
+            "rows": rows,
+            "sessions": max(1, min(rows // 2, 5000)),
+            "clients": 40,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(SESSIONS_SQL, params)
+            cursor.execute(LOGS_SQL, params)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE coaching_usagelog; ANALYZE coaching_coachingsession")
+    return True, time.perf_counter() - started
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def whole_range() -> dict:
+    return {"from": "2020-01-01"}
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Runs in the subprocess: one figure, printed as JSON."""
+    setup_django(args.database)
+    from coaching.models import User
+
+    coach = User.objects.select_related("plan").get(email=coach_email(args.rows))
+    import exports.pdf_export  # noqa: F401  (import WeasyPrint before the base RSS, it is not the export's)
+    from exports import report, services
+
+    base = rss_mb()
+    started = time.perf_counter()
+    if args.measure == "csv":
+        export = services.usage_export(coach, fmt="csv", params=whole_range())
+        size = sum(len(chunk) for chunk in export.content)
+        export.content.close()
+    elif args.measure == "copy":
+        size = copy_baseline(coach)
+    else:
+        if args.measure == "pdf-detail":
+            report.ROW_BUDGET = args.rows  # list every row, as if there were no budget
+        export = services.usage_export(coach, fmt="pdf", params=whole_range())
+        size = export.size
+        export.content.close()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "bytes": size, "base_mb": base, "peak_mb": peak_mb()}
+
+
+def copy_baseline(coach) -> int:
+    """COPY the same SELECT the export's ORM query runs (same joins, columns, order), in the coach's zone."""
+    from django.db import connection
+
+    from exports.rows import _FIELDS, usage_history_queryset
+
+    period = __import__("analytics.periods", fromlist=["parse_period"]).parse_period(whole_range(), tz=coach.tzinfo)
+    qs = usage_history_queryset(coach, period).values_list(*_FIELDS)
+    sql, params = qs.query.get_compiler(using="default").as_sql()
+    size = 0
+    query = _inline(connection, sql, params)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's own cursor
+        raw.execute(f"SET TIME ZONE '{TZ}'")
+        with raw.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+            for block in copy:
+                size += len(block)
+    return size
+
+
+def _inline(connection, sql: str, params) -> str:
+    """The SQL with its parameters quoted in, as COPY needs (it takes no bind parameters)."""
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.ClientCursor(connection.connection) as client_cursor:
+        return client_cursor.mogrify(sql, params)
+
+
+def run_child(args: argparse.Namespace, what: str, rows: int) -> dict:
+    command = [sys.executable, __file__, "--measure", what, "--rows", str(rows), "--database", args.database]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=os.environ.copy(), check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} {rows} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def report_csv(args: argparse.Namespace) -> bool:
+    ok = True
+    print("\nCSV export vs PostgreSQL COPY (same rows, same SELECT, each in its own process)")
+    print(
+        f"{'rows':>9} | {'export s':>8} {'rows/s':>9} {'MB':>7} {'peak MB':>8} {'base MB':>8} | "
+        f"{'COPY s':>7} {'rows/s':>10} {'MB':>7} | {'ratio':>6}"
+    )
+    for rows in args.csv_sizes:
+        ours, copy = run_child(args, "csv", rows), run_child(args, "copy", rows)
+        ratio = copy["seconds"] / ours["seconds"]
+        ok &= ratio >= GOAL_RATIO and ours["peak_mb"] < GOAL_PEAK_MB
+        print(
+            f"{rows:>9,} | {ours['seconds']:>8.2f} {rows / ours['seconds']:>9,.0f} {ours['bytes'] / 1e6:>7.1f} "
+            f"{ours['peak_mb']:>8.1f} {ours['base_mb']:>8.1f} | {copy['seconds']:>7.2f} "
+            f"{rows / copy['seconds']:>10,.0f} {copy['bytes'] / 1e6:>7.1f} | {ratio:>5.0%}"
+        )
+    print(
+        f"goal: export ≥ {GOAL_RATIO:.0%} of COPY's rows/s and peak < {GOAL_PEAK_MB} MB -> {'met' if ok else 'NOT met'}"
+    )
+    return ok
+
+
+def report_pdf(args: argparse.Namespace) -> None:
+    print("\nPDF report (A4; past 500 rows: daily aggregates + the full CSV attached)")
+    print(f"{'rows':>9} {'mode':>12} | {'seconds':>8} {'KB':>8} {'peak MB':>8} {'base MB':>8}")
+    for rows in args.pdf_sizes:
+        modes = ["pdf"] + (["pdf-detail"] if rows <= args.detail_max else [])
+        for mode in modes:
+            fig = run_child(args, mode, rows)
+            label = "every row" if mode == "pdf-detail" or rows <= 500 else "aggregated"
+            print(
+                f"{rows:>9,} {label:>12} | {fig['seconds']:>8.2f} {fig['bytes'] / 1024:>8.0f} "
+                f"{fig['peak_mb']:>8.1f} {fig['base_mb']:>8.1f}"
+            )
+
+
+def main() -> None:
+    args = parse_args()
+    if args.measure:
+        print(json.dumps(measure(args)))
+        return
+    prepare_database(args)
+    for rows in sorted(set(args.csv_sizes) | set(args.pdf_sizes)):
+        created, seconds = seed_coach(rows)
+        print(f"seeded {rows:,} ledger rows in {seconds:.1f} s" if created else f"reusing {rows:,} ledger rows")
+    ok = report_csv(args) if args.csv_sizes else True
+    if args.pdf_sizes:
+        report_pdf(args)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
