@@ -20,6 +20,9 @@ from .models import ApiUsage
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+# The usage page refreshes its own numbers from the API every 30 s; those polls are the page's,
+# not calls the coach made, so it marks them and they are not counted.
+REFRESH_HEADER = "HTTP_X_DASHBOARD_REFRESH"
 
 
 # PostgreSQL: the increment and "commit this transaction without waiting for the disk" in one
@@ -70,7 +73,7 @@ class ApiCallCounterMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if request.path.startswith(API_PREFIX):
+        if request.path.startswith(API_PREFIX) and not request.META.get(REFRESH_HEADER):
             user = getattr(request, "user", None)
             if user is not None and user.is_authenticated:
                 try:

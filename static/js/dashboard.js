@@ -235,7 +235,7 @@
 
     function refresh() {
       if (inFlight) return inFlight;
-      inFlight = fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      inFlight = fetch(url, { credentials: "same-origin", headers: { Accept: "application/json", "X-Dashboard-Refresh": "1" } })
         .then(function (response) {
           if (!response.ok) throw new Error(response.status + " " + response.statusText);
           return response.json();

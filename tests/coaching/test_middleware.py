@@ -33,6 +33,14 @@ def test_counts_each_authenticated_api_request(api_for, coach):
     assert ApiUsage.objects.count() == 1
 
 
+def test_the_usage_pages_own_refresh_polls_are_not_counted(api_for, coach):
+    with time_machine.travel(datetime.datetime(2026, 4, 2, 3, 0, tzinfo=UTC), tick=False):
+        client = api_for(coach)
+        assert client.get(API, HTTP_X_DASHBOARD_REFRESH="1").status_code == 200
+        assert client.get(API).status_code == 200
+    assert count(coach, datetime.date(2026, 4, 2)) == 1
+
+
 def test_the_day_is_the_utc_day_not_the_users(api_for, coach):
     # 31 March 23:30 UTC is 1 April in Taipei; the counter's day is UTC's.
     with time_machine.travel(datetime.datetime(2026, 3, 31, 23, 30, tzinfo=UTC), tick=False):
