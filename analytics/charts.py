@@ -20,6 +20,8 @@ import calendar
 import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.utils.translation import gettext as _
+
 from coaching.models import CoachingSession, ExportRecord
 
 STATUS_LABELS = {status.value: status.label for status in CoachingSession.Status}
@@ -42,8 +44,8 @@ def _limit_line(labels: list[str], limit: Decimal) -> dict:
         data = [
             float((limit / _days_in_month(label)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)) for label in labels
         ]
-        return {"label": "Plan limit per day (monthly limit pro-rated)", "data": data, "type": "line"}
-    return {"label": "Plan limit", "data": [float(limit)] * len(labels), "type": "line"}
+        return {"label": _("Plan limit per day (monthly limit pro-rated)"), "data": data, "type": "line"}
+    return {"label": _("Plan limit"), "data": [float(limit)] * len(labels), "type": "line"}
 
 
 def minutes_chart(series: list[dict], *, limit: Decimal | None) -> dict:
@@ -54,13 +56,13 @@ def minutes_chart(series: list[dict], *, limit: Decimal | None) -> dict:
     pro-rated per day (see ``_limit_line``); ``spec["limit"]`` stays the monthly figure.
     """
     labels = [row["label"] for row in series]
-    datasets = [{"label": "Minutes used", "data": [float(row["minutes"]) for row in series], "type": "bar"}]
+    datasets = [{"label": _("Minutes used"), "data": [float(row["minutes"]) for row in series], "type": "bar"}]
     if limit is not None and labels:
         datasets.append(_limit_line(labels, Decimal(limit)))
     return {
         "id": "minutes",
         "type": "bar",
-        "title": "Transcription minutes",
+        "title": _("Transcription minutes"),
         "unit": "min",
         "labels": labels,
         "datasets": datasets,
@@ -74,10 +76,10 @@ def sessions_by_status_chart(counts: dict[str, int]) -> dict:
     return {
         "id": "sessions-by-status",
         "type": "doughnut",
-        "title": "Sessions by status",
+        "title": _("Sessions by status"),
         "unit": "sessions",
-        "labels": [STATUS_LABELS.get(key, key) for key in keys],
-        "datasets": [{"label": "Sessions", "data": [int(counts[key]) for key in keys], "type": "doughnut"}],
+        "labels": [_(STATUS_LABELS.get(key, key)) for key in keys],
+        "datasets": [{"label": _("Sessions"), "data": [int(counts[key]) for key in keys], "type": "doughnut"}],
         "limit": None,
     }
 
@@ -88,9 +90,9 @@ def exports_by_format_chart(counts: dict[str, int]) -> dict:
     return {
         "id": "exports-by-format",
         "type": "bar",
-        "title": "Exports by format",
+        "title": _("Exports by format"),
         "unit": "exports",
-        "labels": [FORMAT_LABELS.get(key, key) for key in keys],
-        "datasets": [{"label": "Exports", "data": [int(counts[key]) for key in keys], "type": "bar"}],
+        "labels": [_(FORMAT_LABELS.get(key, key)) for key in keys],
+        "datasets": [{"label": _("Exports"), "data": [int(counts[key]) for key in keys], "type": "bar"}],
         "limit": None,
     }

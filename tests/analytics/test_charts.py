@@ -55,3 +55,16 @@ def test_exports_by_format_keeps_zero_formats():
     assert spec["labels"] == ["CSV", "PDF", "Excel (XLSX)"]
     assert spec["datasets"][0]["data"] == [8, 7, 0]
     assert spec["unit"] == "exports"
+
+
+def test_chart_text_follows_the_active_language():
+    from django.utils import translation
+
+    from analytics.charts import sessions_by_status_chart
+
+    with translation.override("zh-hant"):
+        spec = sessions_by_status_chart({"completed": 3, "failed": 1})
+    assert spec["title"] == "各狀態的會談"
+    assert spec["labels"] == ["已完成", "失敗"]
+    with translation.override("en"):
+        assert sessions_by_status_chart({"completed": 3})["title"] == "Sessions by status"
