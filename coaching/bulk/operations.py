@@ -8,13 +8,13 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Subquery
 from django.utils import timezone
 
 from coaching.models import BulkOperation, MonthlyUsage, MonthlyUsageArchive, Plan, User
 
-from . import adminlog, sql
+from . import adminlog, reset_sql, sql
 from .kinds import KINDS, RESET_TYPES, DryRun, id_batches
 
 Kind = BulkOperation.Kind
@@ -256,20 +256,12 @@ def operation_undo(op: BulkOperation, *, by: User, now: datetime.datetime | None
         op = BulkOperation.objects.select_for_update().defer("user_ids").get(pk=op.pk)
         if refusal := _undo_refusal(op):
             raise BulkStateError(refusal)
-        archives = MonthlyUsageArchive.objects.filter(bulk_operation=op, restored_at__isnull=True)
-        counter = MonthlyUsage.objects.filter(user_id=OuterRef("user_id"), period=OuterRef("period"))
-        restored = archives.filter(Exists(counter)).update(restored_at=now)
-        archive = MonthlyUsageArchive.objects.filter(
-            bulk_operation=op, restored_at=now, user_id=OuterRef("user_id"), period=OuterRef("period")
-        )
-        MonthlyUsage.objects.filter(Exists(archive)).update(
-            minutes=F("minutes") + Subquery(archive.values("minutes")[:1]),
-            sessions=F("sessions") + Subquery(archive.values("sessions")[:1]),
-            transcriptions=F("transcriptions") + Subquery(archive.values("transcriptions")[:1]),
-            updated_at=now,
-        )
-        not_restored = archives.count()
-        _log_undo(op, by=by, now=now)
+        if connection.vendor == "postgresql":
+            restored = reset_sql.undo_restore(op, by_id=by.pk, user_type=adminlog.user_type_id(), now=now)
+        else:
+            restored = _restore(op, now=now)
+            _log_undo(op, by=by, now=now)
+        not_restored = MonthlyUsageArchive.objects.filter(bulk_operation=op, restored_at__isnull=True).count()
         op.status, op.reverted_at = Status.REVERTED, now
         op.summary = {**op.summary, "undo": {"users_restored": restored, "users_not_restored": not_restored}}
         op.save(update_fields=["status", "reverted_at", "summary"])
@@ -283,6 +275,23 @@ def operation_undo(op: BulkOperation, *, by: User, now: datetime.datetime | None
             ),
         )
     return op
+
+
+def _restore(op: BulkOperation, *, now: datetime.datetime) -> int:
+    """Mark the archives whose counter is still on their month restored, and add them back. Returns how many."""
+    archives = MonthlyUsageArchive.objects.filter(bulk_operation=op, restored_at__isnull=True)
+    counter = MonthlyUsage.objects.filter(user_id=OuterRef("user_id"), period=OuterRef("period"))
+    restored = archives.filter(Exists(counter)).update(restored_at=now)
+    archive = MonthlyUsageArchive.objects.filter(
+        bulk_operation=op, restored_at=now, user_id=OuterRef("user_id"), period=OuterRef("period")
+    )
+    MonthlyUsage.objects.filter(Exists(archive)).update(
+        minutes=F("minutes") + Subquery(archive.values("minutes")[:1]),
+        sessions=F("sessions") + Subquery(archive.values("sessions")[:1]),
+        transcriptions=F("transcriptions") + Subquery(archive.values("transcriptions")[:1]),
+        updated_at=now,
+    )
+    return restored
 
 
 def _log_undo(op: BulkOperation, *, by: User, now: datetime.datetime) -> None:

@@ -1,4 +1,4 @@
-"""PostgreSQL: a usage reset of one chunk as ONE statement, nothing per user passing through Python.
+"""PostgreSQL: a usage reset of one chunk as ONE statement, nothing per user passing through Python (and its undo).
 
 The rules are the ones ``kinds.reset_apply`` and ``chunks`` implement in Python (which remain the
 path on other databases, and the fallback here): lock the counters, skip users that already have
@@ -94,6 +94,39 @@ FROM results
 """
 
 
+# Undo: lock the counters first (in id order), so the month each is on cannot change under us.
+UNDO_LOCK = """
+SELECT 1 FROM coaching_monthlyusage
+WHERE user_id IN (SELECT user_id FROM coaching_monthlyusagearchive WHERE bulk_operation_id = %(op)s)
+ORDER BY user_id
+FOR UPDATE
+"""
+UNDO_RESTORE = """
+WITH restored AS (
+    UPDATE coaching_monthlyusagearchive a SET restored_at = %(now)s
+    FROM coaching_monthlyusage m
+    WHERE a.bulk_operation_id = %(op)s AND a.restored_at IS NULL AND m.user_id = a.user_id AND m.period = a.period
+    RETURNING a.user_id, a.period, a.minutes, a.sessions, a.transcriptions
+),
+counters AS (
+    UPDATE coaching_monthlyusage m
+    SET minutes = m.minutes + r.minutes, sessions = m.sessions + r.sessions,
+        transcriptions = m.transcriptions + r.transcriptions, updated_at = %(now)s
+    FROM restored r
+    WHERE m.user_id = r.user_id AND m.period = r.period
+),
+logged AS (
+    INSERT INTO django_admin_log
+        (action_time, user_id, content_type_id, object_id, object_repr, action_flag, change_message)
+    SELECT %(now)s, %(by)s, %(user_type)s, r.user_id::text, left(u.email, 200), %(flag)s,
+           'Undo of bulk operation ' || %(op)s::text || ': restored ' || to_char(r.period, 'YYYY-MM') || ' usage ('
+           || r.minutes::text || ' min, ' || r.sessions || ' sessions, ' || r.transcriptions || ' transcriptions)'
+    FROM restored r JOIN coaching_user u ON u.id = r.user_id
+)
+SELECT count(*) FROM restored
+"""
+
+
 @dataclasses.dataclass(frozen=True)
 class ChunkCounts:
     succeeded: int
@@ -128,3 +161,12 @@ def reset_chunk(
     with connection.cursor() as cursor:
         cursor.execute(RESET_CHUNK, params)
         return ChunkCounts(*cursor.fetchone())
+
+
+def undo_restore(operation: BulkOperation, *, by_id: uuid.UUID, user_type: int, now: datetime.datetime) -> int:
+    """Add a reset's archived values back into counters still on the archived month; log each user. Returns how many."""
+    params = {"op": operation.id, "now": now, "by": by_id, "user_type": user_type, "flag": CHANGE}
+    with connection.cursor() as cursor:
+        cursor.execute(UNDO_LOCK, params)
+        cursor.execute(UNDO_RESTORE, params)
+        return cursor.fetchone()[0]

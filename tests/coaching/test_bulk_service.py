@@ -304,9 +304,12 @@ def test_undo_restores_the_counters_once(admin_user, mixed, django_capture_on_co
     assert counters(alice) == (MARCH, Decimal("120.50"), 3, 4)
     assert counters(bob) == (FEBRUARY, Decimal("50.00"), 1, 1)
     assert not MonthlyUsageArchive.objects.filter(bulk_operation=op, restored_at__isnull=True).exists()
-    assert LogEntry.objects.filter(
-        object_id=str(alice.pk), change_message__startswith=f"Undo of bulk operation {op.id}"
-    ).exists()
+    undo_entry = LogEntry.objects.get(object_id=str(alice.pk), change_message__startswith="Undo")
+    assert (undo_entry.user, undo_entry.object_repr, undo_entry.change_message) == (
+        admin_user,
+        alice.email,
+        f"Undo of bulk operation {op.id}: restored 2026-03 usage (120.50 min, 3 sessions, 4 transcriptions)",
+    )
     with pytest.raises(bulk.BulkStateError, match="already undone .* cannot be undone twice"):
         bulk.operation_undo(op, by=admin_user)
     assert counters(alice) == (MARCH, Decimal("120.50"), 3, 4)
