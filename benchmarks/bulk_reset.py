@@ -8,6 +8,7 @@ Celery worker subprocess on that database and a queue of its own over Redis, the
                of N ids, validation included) → poll the operation until it has finished.
                Every user gets an archive, a zeroed counter, a result row and an admin-log entry;
                the run is checked afterwards (exact counts), not just timed.
+  undo         POST …/operations/<id>/undo right after (runs in the request), checked: all restored.
   naive loop   the same work one user at a time with ``save()`` (select the counter, create the
                archive, zero and save the counter, create the result, log the admin entry, one
                transaction per user), measured in this run on ``--loop-users`` users and
@@ -215,6 +216,21 @@ def check(op_id: str, ids: list[str]) -> None:
         raise SystemExit(f"operation {op_id} is wrong: " + "; ".join(problems))
 
 
+def undo_seconds(admin, op_id: str, size: int) -> float:
+    """POST …/undo (in the request, no worker) and check every counter came back."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user=admin)
+    started = time.perf_counter()
+    response = client.post(f"/api/v1/admin/bulk/operations/{op_id}/undo")
+    took = time.perf_counter() - started
+    restored = response.json()["summary"]["undo"]["users_restored"] if response.status_code == 200 else None
+    if response.status_code != 200 or restored != size:
+        raise SystemExit(f"undo answered {response.status_code}, restored {restored} of {size}")
+    return took
+
+
 def naive_loop(admin, ids: list[str]) -> float:
     """The same work one user at a time with save(); returns seconds per user."""
     from django.contrib.admin.models import CHANGE, LogEntry
@@ -285,6 +301,7 @@ def main() -> int:
             first += size
             took, answered, op_id = reset_end_to_end(admin, ids, args.timeout)
             check(op_id, ids)
+            undo = undo_seconds(admin, op_id, size)
             loop = per_user * size
             ratio = loop / took
             goals = ""
@@ -297,7 +314,7 @@ def main() -> int:
             print(
                 f"bulk reset {size:>8,} users: {took:7.2f} s end to end (request {answered:5.2f} s), "
                 f"{size / took:9,.0f} users/s; naive loop ≈ {loop:8.1f} s (extrapolated) -> {ratio:6.1f}x faster"
-                f"{goals}",
+                f"{goals}; undo {undo:5.2f} s",
                 flush=True,
             )
     finally:
