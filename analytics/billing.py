@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db.models import Case, Count, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, Count, DateTimeField, Exists, F, Field, OuterRef, Q, QuerySet, Sum, Value, When
 
 from analytics.periods import Period
 from coaching.models import Payment, Plan, Subscription, User
@@ -109,6 +109,25 @@ def in_force(at) -> Q:
     return Q(started_at__lt=at) & (Q(ended_at__isnull=True) | Q(ended_at__gte=at))
 
 
+def ranked(field: str, *, bounds: Sequence, values: Sequence, output_field: Field):
+    """``values[i]`` for rows with ``bounds[i-1] <= field < bounds[i]`` (ascending ``bounds``, one value more).
+
+    A balanced tree of ``CASE`` expressions: log2(n) comparisons a row, so 80 monthly buckets cost
+    seven comparisons rather than forty on average.
+    """
+    if not bounds:
+        return Value(values[0], output_field=output_field)
+    mid = len(bounds) // 2
+    return Case(
+        When(
+            **{f"{field}__lt": bounds[mid]},
+            then=ranked(field, bounds=bounds[:mid], values=values[: mid + 1], output_field=output_field),
+        ),
+        default=ranked(field, bounds=bounds[mid + 1 :], values=values[mid + 1 :], output_field=output_field),
+        output_field=output_field,
+    )
+
+
 def window(period: Period, now: datetime.datetime) -> tuple[datetime.datetime, datetime.datetime]:
     """The period's ``[start, close)`` as of ``now``: ``close = min(end, now)``, never before ``start``."""
     return period.start, max(period.start, min(period.end, now))
@@ -151,9 +170,7 @@ def ended_subscriptions(subscriptions: QuerySet, *, start: datetime.datetime, cl
     for any number of windows, so a monthly series costs what a single period costs.
     """
     paid = paid_subscriptions(subscriptions)
-    bucket_close = Case(
-        *[When(ended_at__lt=close, then=Value(close)) for close in closes], output_field=DateTimeField()
-    )
+    bucket_close = ranked("ended_at", bounds=closes[:-1], values=closes, output_field=DateTimeField())
     # Same user, so the scope (which only ever selects users) need not be applied again inside.
     others = paid_subscriptions(Subscription.objects.all())
     still_paying = others.filter(in_force(OuterRef("bucket_close")), user_id=OuterRef("user_id"))

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Case, CharField, Count, IntegerField, Max, Q, QuerySet, Sum, Value, When
+from django.db.models import CharField, Count, IntegerField, Max, Q, QuerySet, Sum, Value
 
 from analytics import billing
 from analytics.periods import Bucket
@@ -200,15 +200,19 @@ class MoneyRow:
     amount: Decimal
 
 
-def bucket_label(field: str, buckets: Sequence[Bucket]) -> Case:
-    """The label of the bucket ``field`` falls in (``""`` past the last), for rows already at or after the first.
+def bucket_label(field: str, buckets: Sequence[Bucket]):
+    """The label of the bucket ``field`` falls in, for rows inside the buckets' span.
 
     Comparisons with the buckets' own bounds (from ``analytics.periods``, cut in the viewer's time
     zone) rather than truncating every row's timestamp in that zone: cheaper, and the months are
     exactly the series' buckets.
     """
-    whens = [When(**{f"{field}__lt": bucket.end}, then=Value(bucket.label)) for bucket in buckets]
-    return Case(*whens, default=Value(""), output_field=CharField())
+    return billing.ranked(
+        field,
+        bounds=[bucket.start for bucket in buckets[1:]],
+        values=[bucket.label for bucket in buckets],
+        output_field=CharField(),
+    )
 
 
 def revenue_rows(

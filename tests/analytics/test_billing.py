@@ -220,3 +220,23 @@ def test_mrr_in_another_currency_is_kept_apart(people, scope):
     assert summary.paying_users == 5  # I now pays, in dollars
     tw = next(row for row in summary.by_country if row.country == "TW")
     assert (tw.paying_users, tw.mrr) == (3, Decimal("1198.00"))  # country MRR in the default currency
+
+
+def test_a_year_of_months_puts_each_record_in_its_month(scope):
+    year = world.month(datetime.date(2025, 5, 1), datetime.date(2026, 4, 30))
+    series = {p.label: p for p in billing_summary(scope, period=year, now=NOW).series}
+    assert list(series) == [f"2025-{m:02d}" for m in range(5, 13)] + [f"2026-{m:02d}" for m in range(1, 5)]
+    revenue = {label: p.revenue for label, p in series.items() if p.revenue}
+    assert revenue == {
+        "2025-06": Decimal("7641.50"),  # D's year of Pro
+        "2026-01": Decimal("899.00"),  # E
+        "2026-02": Decimal("598.00"),  # B 299 + C 299
+        "2026-03": Decimal("1798.00"),
+        "2026-04": Decimal("299.00"),  # H's renewal at 1 Apr 00:00 Taipei
+    }
+    signups = {label: p.new_signups for label, p in series.items() if p.new_signups}
+    assert signups == {"2025-05": 1, "2025-10": 1, "2025-12": 1, "2026-02": 2, "2026-03": 2}
+    churn = {label: p.churned_users for label, p in series.items() if p.churned_users}
+    assert churn == {"2026-03": 2, "2026-04": 1}
+    assert series["2025-05"].mrr == Decimal("0.00")  # D starts on 1 June
+    assert series["2025-06"].mrr == Decimal("636.79")
