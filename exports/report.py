@@ -7,8 +7,8 @@ screen never disagree. The coach's practice (sessions, hours, income they record
 
 Row budget: WeasyPrint lays out roughly 125 table rows a second here, so a detail table of 10,000
 ledger rows would take over a minute and a gigabyte. Up to ``ROW_BUDGET`` rows the report lists
-every ledger row; past it, the table shows one line per local day (per month when the period is
-longer than a year) and the full history travels inside the PDF as an attached CSV.
+every ledger row; past it, the table shows one line per local day (per month for periods longer
+than 92 days, as the charts bucket them) and the full history travels inside the PDF as an attached CSV.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from .rows import AggregateRow, usage_history_aggregates, usage_history_count, u
 from .svg import chart_svg
 
 ROW_BUDGET = 500
-# Past the budget, one line per day for periods up to a year (at most 366 lines), else per month.
-DAILY_UP_TO_DAYS = 366
 CLIENT_LINES = 15
 CHART_SIZES = ((520, 170), (250, 140), (250, 140))
 
@@ -97,7 +95,7 @@ def report_context(
     if row_count <= row_budget:
         mode, detail, aggregates = "rows", list(usage_history_rows(subject, period, spreadsheet_safe=False)), []
     else:
-        mode = "day" if period.days <= DAILY_UP_TO_DAYS else "month"
+        mode = period.granularity  # as the charts bucket: by day up to 92 days, else by month
         detail, aggregates = [], usage_history_aggregates(subject, period, granularity=mode)
     clients, clients_total = practice.practice_by_client(subject, period, limit=CLIENT_LINES)
     return ReportContext(
