@@ -14,6 +14,8 @@ from django.db import InterfaceError, OperationalError
 from coaching import bulk
 
 RETRY = {
+    # Progress and results live on the operation; a stored task result would be one more write per chunk.
+    "ignore_result": True,
     "autoretry_for": (OperationalError, InterfaceError),
     "retry_backoff": True,
     "retry_backoff_max": 60,

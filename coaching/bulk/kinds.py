@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, DateTimeField, Q, Sum, UUIDField, Value
 
 from coaching.models import BulkOperation, BulkOperationResult, MonthlyUsage, MonthlyUsageArchive, User
@@ -82,7 +83,9 @@ class DryRun:
         }
 
 
-def id_batches(ids: Sequence, size: int = ID_BATCH) -> Iterator[Sequence]:
+def id_batches(ids: Sequence) -> Iterator[Sequence]:
+    """The ids in slices small enough for one ``IN (…)``; on PostgreSQL they travel as one array, so all at once."""
+    size = max(1, len(ids)) if connection.vendor == "postgresql" else ID_BATCH
     for i in range(0, len(ids), size):
         yield ids[i : i + size]
 

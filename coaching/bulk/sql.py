@@ -15,6 +15,9 @@ from django.db import connection
 from django.db.models import BooleanField, Model, Q
 from django.db.models.expressions import RawSQL
 
+# Above this many ids, scanning the table beats probing its index once per id.
+HASHED_ABOVE = 10_000
+
 
 def _postgres() -> bool:
     return connection.vendor == "postgresql"
@@ -26,9 +29,12 @@ def ids_in(model: type[Model], field: str, ids: Sequence[uuid.UUID]) -> Q | RawS
         return Q(**{f"{field}__in": list(ids)})
     column = model._meta.get_field(field).column
     array = "{" + ",".join(str(i) for i in ids) + "}"
-    # IN (SELECT unnest(…)): the planner probes the index once per id; "= ANY(…)" tends to scan the table.
-    sql = f'"{model._meta.db_table}"."{column}" IN (SELECT unnest(%s::uuid[]))'
-    return RawSQL(sql, [array], output_field=BooleanField())
+    target = f'"{model._meta.db_table}"."{column}"'
+    if len(ids) > HASHED_ABOVE:
+        # Most of a table: one pass over it, each row looked up in the hashed array.
+        return RawSQL(f"{target} = ANY(%s::uuid[])", [array], output_field=BooleanField())
+    # A chunk's worth: one index probe per id ("= ANY" would tend to scan the whole table for it).
+    return RawSQL(f"{target} IN (SELECT unnest(%s::uuid[]))", [array], output_field=BooleanField())
 
 
 def insert_select(model: type[Model], columns: Sequence[str], queryset) -> int:
