@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import functools
+import logging
 import uuid
 from collections.abc import Sequence
 
@@ -17,6 +19,7 @@ from coaching.models import BulkOperation, MonthlyUsage, MonthlyUsageArchive, Pl
 from . import adminlog, reset_sql, sql
 from .kinds import KINDS, RESET_TYPES, DryRun, id_batches
 
+logger = logging.getLogger(__name__)
 Kind = BulkOperation.Kind
 Status = BulkOperation.Status
 UNDOABLE = (Status.SUCCEEDED, Status.PARTIALLY_FAILED)
@@ -182,15 +185,25 @@ def operation_create(
                 op.status, op.started_at, op.finished_at = Status.SUCCEEDED, now, now
                 op.save(update_fields=["summary", "status", "started_at", "finished_at"])
             else:
-                from coaching import tasks  # the tasks module imports this one
-
-                tasks.bulk_operation_start.delay_on_commit(str(op.id), chunk_size=chunk_size)
+                transaction.on_commit(functools.partial(_enqueue, str(op.id), chunk_size=chunk_size))
     except IntegrityError:
         # The same Idempotency-Key arrived twice at once: the other request won.
         if idempotency_key and (existing := _replay(requested_by, idempotency_key, **request)):
             return existing, False
         raise
     return op, True
+
+
+def _enqueue(operation_id: str, *, chunk_size: int | None) -> None:
+    """Queue the start task (once the operation is committed). If it cannot be queued, or, with eager
+    tasks, the run itself fails, the operation says so; the request that asked still gets its answer."""
+    from coaching import tasks  # the tasks module imports this one
+
+    try:
+        tasks.bulk_operation_start.delay(operation_id, chunk_size=chunk_size)
+    except Exception as exc:
+        logger.exception("bulk %s could not be run", operation_id)
+        operation_fail(operation_id, error=f"could not be run: {type(exc).__name__}: {exc}")
 
 
 def _asked_message(op: BulkOperation) -> str:

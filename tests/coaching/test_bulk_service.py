@@ -409,3 +409,40 @@ def test_a_chunk_is_set_based_not_a_query_per_user(admin_user, django_assert_max
         assert bulk.chunk_run(op.pk, ids) == 300
     op.refresh_from_db()
     assert (op.status, op.succeeded) == ("succeeded", 300)
+
+
+def test_a_chunk_task_that_keeps_failing_fails_the_operation(
+    admin_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    users = make_users(2)
+    give_usage(users)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(bulk, "chunk_run", broken)
+    with django_capture_on_commit_callbacks(execute=True):  # the request that asked is not the one to fail
+        op, _ = bulk.operation_create(
+            kind=RESET, user_ids=[u.pk for u in users], parameters={"reset_type": "all"}, requested_by=admin_user
+        )
+    op = BulkOperation.objects.get()
+    assert (op.status, op.error) == ("failed", "coaching.tasks.bulk_operation_chunk failed: RuntimeError: disk full")
+    assert op.finished_at == NOW
+    assert MonthlyUsage.objects.get(user=users[0]).minutes == Decimal("10.25")
+
+
+def test_an_operation_that_cannot_be_queued_says_so(admin_user, coach, monkeypatch, django_capture_on_commit_callbacks):
+    from coaching import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("Error 111 connecting to 127.0.0.1:6379")
+
+    monkeypatch.setattr(tasks.bulk_operation_start, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        op, _ = bulk.operation_create(kind="deactivate", user_ids=[coach.pk], parameters={}, requested_by=admin_user)
+    op.refresh_from_db()
+    assert (op.status, op.error) == (
+        "failed",
+        "could not be run: ConnectionRefusedError: Error 111 connecting to 127.0.0.1:6379",
+    )
+    assert User.objects.get(pk=coach.pk).is_active

@@ -153,7 +153,7 @@ def test_a_worker_killed_mid_chunk_is_redelivered_and_each_user_is_reset_once(ad
     users = make_users(2000)
     give_usage(users, period=this_month())
     # Create the operation but enqueue it ourselves, on this test's own broker database.
-    monkeypatch.setattr(tasks.bulk_operation_start, "delay_on_commit", lambda *a, **k: None)
+    monkeypatch.setattr(tasks.bulk_operation_start, "delay", lambda *a, **k: None)
     op, _ = bulk.operation_create(
         kind="reset_usage",
         user_ids=[u.pk for u in users],
