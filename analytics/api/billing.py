@@ -6,8 +6,6 @@ Parse the query (period in the viewer's time zone, optional user), call
 
 from __future__ import annotations
 
-import datetime
-
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -18,12 +16,11 @@ from rest_framework.views import APIView
 
 from analytics import billing
 from analytics.billing_summary import DEFINITIONS, BillingSummary, UserProfile, billing_summary, user_profile
-from analytics.periods import PERIOD_CHOICES, PeriodError, parse_period
+from analytics.periods import FIRST_DATE, LAST_DATE, PERIOD_CHOICES, PeriodError, parse_period
 from coaching.models import Subscription, User
 
-# Dates outside this range cannot be a billing period (and would overflow time zone arithmetic).
-EARLIEST = datetime.date(1970, 1, 1)
-LATEST = datetime.date(2999, 12, 31)
+# The dates a period may name (analytics.periods' range), checked here to answer per parameter.
+EARLIEST, LATEST = FIRST_DATE, LAST_DATE
 
 
 def _money(**kwargs) -> serializers.DecimalField:
