@@ -147,16 +147,15 @@ class CopyChunks(_Chunks):
             cursor = wrapper.cursor  # psycopg's own: Django's wrapper has no copy()
             cursor.execute("SELECT set_config('TimeZone', %s, false)", [self._time_zone])
             try:
-                pending, size = [], 0
+                pending = bytearray()
                 with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
-                    for block in copy:
-                        pending.append(bytes(block))
-                        size += len(block)
-                        if size >= CHUNK_CHARS:
-                            yield self._counted(b"".join(pending))
-                            pending, size = [], 0
+                    for block in copy:  # psycopg hands over one row at a time
+                        pending += block
+                        if len(pending) >= CHUNK_CHARS:
+                            yield self._counted(bytes(pending))
+                            pending.clear()
                 if pending:
-                    yield self._counted(b"".join(pending))
+                    yield self._counted(bytes(pending))
                 self.rows = cursor.rowcount  # exact, from COPY's own count
             finally:
                 cursor.execute("SELECT set_config('TimeZone', %s, false)", [connection.timezone_name])
