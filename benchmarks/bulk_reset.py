@@ -184,7 +184,7 @@ def reset_end_to_end(admin, ids: list[str], timeout: float) -> tuple[float, floa
             return time.perf_counter() - started, answered, op_id
         if time.perf_counter() - started > timeout:
             raise SystemExit(f"operation {op_id} still {op.status} ({op.processed}/{op.total}) after {timeout:.0f} s")
-        time.sleep(0.02)
+        time.sleep(0.05)
 
 
 def check(op_id: str, ids: list[str]) -> None:

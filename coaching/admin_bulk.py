@@ -105,7 +105,7 @@ class BulkOperationAdminMixin:
 
     @admin.display(description="progress")
     def progress(self, op: BulkOperation) -> str:
-        return f"{op.progress_percent}%"
+        return f"{bulk.live(op).progress_percent}%"
 
     def get_urls(self):
         undo = path(
@@ -121,6 +121,7 @@ class BulkOperationAdminMixin:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_view_permission(request, op):
             raise PermissionDenied
+        bulk.live(op)
         status = request.GET.get("status", "")
         results = op.results.select_related("user").order_by("id")
         if status in BulkOperationResult.Status.values:

@@ -142,7 +142,7 @@ def _operation_or_404(queryset, operation_id) -> BulkOperation:
 
 
 def _operation_data(request: Request, op: BulkOperation) -> dict:
-    return OperationSerializer(op, context={"request": request}).data
+    return OperationSerializer(bulk.live(op), context={"request": request}).data
 
 
 class BulkResetUsageApi(APIView):

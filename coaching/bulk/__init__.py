@@ -20,6 +20,7 @@ from .operations import (
     operation_undo,
     parse_user_ids,
 )
+from .progress import live
 
 BULK_PERMISSION = "coaching.run_bulkoperation"
 
@@ -33,6 +34,7 @@ __all__ = [
     "chunk_run",
     "clean_parameters",
     "clean_user_ids",
+    "live",
     "max_users",
     "operation_create",
     "operation_fail",

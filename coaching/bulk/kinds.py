@@ -182,7 +182,7 @@ def _nonzero() -> Q:
 
 
 def reset_preview(
-    user_ids: Sequence[uuid.UUID], *, parameters: dict, requested_by: User | None, at: datetime.datetime
+    user_ids: Sequence[str | uuid.UUID], *, parameters: dict, requested_by: User | None, at: datetime.datetime
 ) -> DryRun:
     """Users whose counters a reset would archive and zero, and the sums it would archive."""
     monthly = parameters["reset_type"] == "monthly"
@@ -255,7 +255,7 @@ def _activity_apply(active: bool) -> Callable:
     return apply
 
 
-def _plan_counts(user_ids: Iterable[uuid.UUID]) -> dict[str, int]:
+def _plan_counts(user_ids: Iterable[str | uuid.UUID]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for batch in id_batches(list(user_ids)):
         in_batch = User.objects.filter(sql.ids_in(User, "id", batch))
@@ -265,7 +265,7 @@ def _plan_counts(user_ids: Iterable[uuid.UUID]) -> dict[str, int]:
 
 
 def change_plan_preview(
-    user_ids: Sequence[uuid.UUID], *, parameters: dict, requested_by: User | None, at: datetime.datetime
+    user_ids: Sequence[str | uuid.UUID], *, parameters: dict, requested_by: User | None, at: datetime.datetime
 ) -> DryRun:
     """Users not yet on the target plan (all of them when no plan is chosen yet), with the plans they are on."""
     by_plan = _plan_counts(user_ids)
@@ -275,7 +275,7 @@ def change_plan_preview(
 
 def _activity_preview(active: bool) -> Callable:
     def preview(
-        user_ids: Sequence[uuid.UUID], *, parameters: dict, requested_by: User | None, at: datetime.datetime
+        user_ids: Sequence[str | uuid.UUID], *, parameters: dict, requested_by: User | None, at: datetime.datetime
     ) -> DryRun:
         affected = 0
         for batch in id_batches(user_ids):

@@ -23,7 +23,7 @@ def _postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def ids_in(model: type[Model], field: str, ids: Sequence[uuid.UUID]) -> Q | RawSQL:
+def ids_in(model: type[Model], field: str, ids: Sequence[str | uuid.UUID]) -> Q | RawSQL:
     """A filter: ``model.field`` is one of ``ids`` (a UUID column, or a foreign key to a UUID)."""
     if not _postgres():
         return Q(**{f"{field}__in": list(ids)})

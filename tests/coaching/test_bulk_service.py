@@ -10,7 +10,7 @@ import time_machine
 from django.contrib.admin.models import LogEntry
 
 from coaching import bulk
-from coaching.bulk import chunks
+from coaching.bulk import progress
 from coaching.models import BulkOperation, BulkOperationResult, MonthlyUsage, MonthlyUsageArchive, UsageLog, User
 from tests.coaching.bulk_support import FEBRUARY, MARCH, NOW, counter_write_fails, give_usage, make_users
 from tests.factories import MonthlyUsageFactory, UsageLogFactory
@@ -226,19 +226,19 @@ def test_a_chunk_that_crashes_before_commit_leaves_nothing_and_its_retry_finishe
     given = give_usage(users)
     ids = [str(u.pk) for u in users]
     op = started(admin_user, ids, reset_type="monthly")
-    real_tally = chunks._tally
+    real_step = progress.note_missing
 
     def crash(*args, **kwargs):
         raise SystemExit("worker killed")  # not an Exception: nothing in the chunk may swallow it
 
-    # The last step of a chunk, after every write: the process dies before the commit.
-    monkeypatch.setattr(chunks, "_tally", crash)
+    # The last step inside a chunk's transaction, after every write: the process dies before the commit.
+    monkeypatch.setattr(progress, "note_missing", crash)
     with pytest.raises(SystemExit):
         bulk.chunk_run(op.pk, ids)
     assert MonthlyUsageArchive.objects.count() == 0
     assert MonthlyUsage.objects.get(user=users[0]).minutes == given[users[0].pk].minutes
 
-    monkeypatch.setattr(chunks, "_tally", real_tally)
+    monkeypatch.setattr(progress, "note_missing", real_step)
     assert bulk.chunk_run(op.pk, ids) == 3
     op.refresh_from_db()
     assert (op.status, op.succeeded) == ("succeeded", 3)
@@ -405,7 +405,7 @@ def test_a_chunk_is_set_based_not_a_query_per_user(admin_user, django_assert_max
     give_usage(users)
     ids = [str(u.pk) for u in users]
     op = started(admin_user, ids, reset_type="monthly")
-    with django_assert_max_num_queries(25):
+    with django_assert_max_num_queries(30):  # the same for 3 users or 3,000: never a query per user
         assert bulk.chunk_run(op.pk, ids) == 300
     op.refresh_from_db()
     assert (op.status, op.succeeded) == ("succeeded", 300)
@@ -446,3 +446,33 @@ def test_an_operation_that_cannot_be_queued_says_so(admin_user, coach, monkeypat
         "could not be run: ConnectionRefusedError: Error 111 connecting to 127.0.0.1:6379",
     )
     assert User.objects.get(pk=coach.pk).is_active
+
+
+def test_a_crash_after_the_commit_is_finished_by_the_redelivery(admin_user, monkeypatch):
+    users = make_users(3)
+    give_usage(users)
+    ids = [str(u.pk) for u in users]
+    op = started(admin_user, ids, reset_type="monthly")
+    real_finish = progress.finish_if_complete
+
+    def crash(*args, **kwargs):
+        raise SystemExit("worker killed between the commit and the acknowledgement")
+
+    monkeypatch.setattr(progress, "finish_if_complete", crash)
+    with pytest.raises(SystemExit):
+        bulk.chunk_run(op.pk, ids)
+    op.refresh_from_db()
+    assert (op.status, op.results.count(), bulk.live(op).processed) == ("running", 3, 3)
+
+    monkeypatch.setattr(progress, "finish_if_complete", real_finish)
+    assert bulk.chunk_run(op.pk, ids) == 0  # nothing left to do, but the operation gets finished
+    op.refresh_from_db()
+    assert (op.status, op.processed, op.succeeded) == ("succeeded", 3, 3)
+    assert MonthlyUsageArchive.objects.filter(bulk_operation=op).count() == 3
+
+
+def test_ids_are_taken_in_any_case_and_counted_once(admin_user, coach, other_coach):
+    ids = [str(coach.pk).upper(), str(other_coach.pk), str(coach.pk)]
+    assert bulk.clean_user_ids(ids) == [str(coach.pk), str(other_coach.pk)]
+    with pytest.raises(bulk.BulkInputError, match=r"1 are not user ids \(UUIDs\): '\{"):
+        bulk.clean_user_ids([f"{{{coach.pk}}}"])  # only the canonical 8-4-4-4-12 form
