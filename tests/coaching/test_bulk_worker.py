@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import redis
 from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
@@ -187,6 +188,8 @@ def test_a_worker_killed_mid_chunk_is_redelivered_and_each_user_is_reset_once(ad
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=10)
+            broker = redis.Redis.from_url(CRASH_BROKER)
+            broker.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
 
     assert killed_during in received_chunks(log_b)  # the very message the dead worker held was redelivered
     assert (op.status, op.processed, op.succeeded, op.skipped, op.failed) == ("succeeded", 2000, 2000, 0, 0)
