@@ -98,3 +98,16 @@ def counter_writes_slow(seconds_per_row: float):
         with connection.cursor() as cur:
             cur.execute("DROP TRIGGER IF EXISTS bulk_test_slow ON coaching_monthlyusage")
             cur.execute("DROP FUNCTION IF EXISTS bulk_test_slow()")
+
+
+@contextlib.contextmanager
+def eager_celery():
+    """Run tasks in-process even when the suite runs against a real broker (only the worker tests use one)."""
+    from coaching import celery_app
+
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager = before

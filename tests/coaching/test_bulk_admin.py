@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from coaching.models import BulkOperation, MonthlyUsage, User
-from tests.coaching.bulk_support import NOW, give_usage, make_users
+from tests.coaching.bulk_support import NOW, eager_celery, give_usage, make_users
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ CHANGELIST = "/admin/coaching/user/"
 
 @pytest.fixture(autouse=True)
 def frozen():
-    with time_machine.travel(NOW, tick=False):
+    with time_machine.travel(NOW, tick=False), eager_celery():
         yield
 
 

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from coaching.models import BulkOperation, MonthlyUsage, MonthlyUsageArchive
-from tests.coaching.bulk_support import MARCH, NOW, give_usage, make_users
+from tests.coaching.bulk_support import MARCH, NOW, eager_celery, give_usage, make_users
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +21,7 @@ URL = "/api/v1/admin/bulk/reset-usage"
 
 @pytest.fixture(autouse=True)
 def frozen():
-    with time_machine.travel(NOW, tick=False):
+    with time_machine.travel(NOW, tick=False), eager_celery():
         yield
 
 

@@ -12,7 +12,7 @@ from django.contrib.admin.models import LogEntry
 from coaching import bulk
 from coaching.bulk import progress
 from coaching.models import BulkOperation, BulkOperationResult, MonthlyUsage, MonthlyUsageArchive, UsageLog, User
-from tests.coaching.bulk_support import FEBRUARY, MARCH, NOW, counter_write_fails, give_usage, make_users
+from tests.coaching.bulk_support import FEBRUARY, MARCH, NOW, counter_write_fails, eager_celery, give_usage, make_users
 from tests.factories import MonthlyUsageFactory, UsageLogFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ RESET = BulkOperation.Kind.RESET_USAGE
 
 @pytest.fixture(autouse=True)
 def frozen():
-    with time_machine.travel(NOW, tick=False):
+    with time_machine.travel(NOW, tick=False), eager_celery():
         yield
 
 
