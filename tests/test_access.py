@@ -153,3 +153,13 @@ def test_repeated_failed_logins_are_locked_out(world, client):
     response = client.post("/accounts/login/", {"username": "alice@example.com", "password": "pw-for-tests-123"})
     assert response.status_code == 429
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize("credentials", [b"a\x00b@example.com:secret", b"alice@example.com:pw\x00x"])
+def test_credentials_with_a_nul_byte_are_refused_not_a_server_error(world, client, credentials):
+    import base64
+
+    token = base64.b64encode(credentials).decode()
+    response = client.get("/api/v1/usage/analytics", HTTP_AUTHORIZATION=f"Basic {token}")
+    assert response.status_code in DENIED  # 403: session authentication comes first, so DRF sends no challenge
+    assert response.json()["detail"] == "Invalid username/password."
