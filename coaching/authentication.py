@@ -4,6 +4,7 @@ PostgreSQL text cannot hold a NUL byte: looking up an e-mail address containing 
 raise a database error (a 500) instead of the 401 a wrong password deserves.
 """
 
+from drf_spectacular.authentication import BasicScheme
 from rest_framework import authentication, exceptions
 
 
@@ -12,3 +13,9 @@ class BasicAuthentication(authentication.BasicAuthentication):
         if "\x00" in userid or "\x00" in password:
             raise exceptions.AuthenticationFailed("Invalid username/password.")
         return super().authenticate_credentials(userid, password, request)
+
+
+class BasicAuthenticationScheme(BasicScheme):
+    """Documents the class above in the OpenAPI schema as plain HTTP Basic."""
+
+    target_class = BasicAuthentication
