@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import statistics
 import sys
 import time
-import urllib.parse
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import DEBUG_OFF, DEBUG_OFF_DEFAULTS, prepare_database
 
 COUNTER = "coaching.middleware.ApiCallCounterMiddleware"
 PING = "/api/v1/bench/ping"
@@ -44,32 +40,6 @@ def parse_args() -> argparse.Namespace:
     if args.rounds < 1 or args.requests < 1:
         parser.error("--rounds and --requests must be at least 1.")
     return args
-
-
-def prepare_database(args: argparse.Namespace) -> None:
-    import psycopg
-
-    url = urllib.parse.urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/")
-    if not url.scheme.startswith("postgres"):
-        raise SystemExit(f"This benchmark needs PostgreSQL; DATABASE_URL is {url.scheme}://…")
-    admin = {"host": url.hostname or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres"}
-    if url.password:
-        admin["password"] = url.password
-    with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.database}"')
-    os.environ["DATABASE_URL"] = urllib.parse.urlunparse(url._replace(path=f"/{args.database}"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coaching.settings")
-    os.environ["DEBUG"] = "false"  # no query log
-    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-not-for-production-0123456789")
-    os.environ["SECURE_SSL_REDIRECT"] = "false"
-    os.environ["ALLOWED_HOSTS"] = "testserver"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", "--noinput", verbosity=0)
 
 
 def ping_urls() -> list:
@@ -108,7 +78,7 @@ def timed_block(client, requests: int) -> list[float]:
 
 def main() -> int:
     args = parse_args()
-    prepare_database(args)
+    prepare_database(args.database, reuse=False, env=DEBUG_OFF, defaults=DEBUG_OFF_DEFAULTS)
     urlpatterns.extend(ping_urls())
     from django.conf import settings
     from django.test import override_settings

@@ -28,15 +28,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import statistics
 import sys
 import time
-import urllib.parse
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import median_ms, prepare_database
 
 PERIODS = ("30d", "12m", "all")
 
@@ -65,36 +60,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def server_url() -> urllib.parse.ParseResult:
-    url = urllib.parse.urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/")
-    if not url.scheme.startswith("postgres"):
-        raise SystemExit(f"This benchmark needs PostgreSQL; DATABASE_URL is {url.scheme}://…")
-    return url
-
-
-def prepare_database(args: argparse.Namespace) -> bool:
-    """Create the benchmark database (unless reusing it); point Django at it. True if it needs seeding."""
-    import psycopg
-
-    url = server_url()
-    admin = {"host": url.hostname or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres"}
-    if url.password:
-        admin["password"] = url.password
-    with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone()
-        if exists and not args.reuse:
-            conn.execute(f'DROP DATABASE "{args.database}" WITH (FORCE)')
-        if not exists or not args.reuse:
-            conn.execute(f'CREATE DATABASE "{args.database}"')
-    os.environ["DATABASE_URL"] = urllib.parse.urlunparse(url._replace(path=f"/{args.database}"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coaching.settings")
-    os.environ.setdefault("DB_CONN_MAX_AGE", "0")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", "--noinput", verbosity=0)
+def needs_seeding(args: argparse.Namespace) -> bool:
+    """True unless reusing a database already seeded."""
     from coaching.models import User
 
     # Reusing: whatever was seeded before stays (its sizes are printed); seeding twice would collide.
@@ -197,19 +164,10 @@ def seed(args: argparse.Namespace) -> float:
     return time.perf_counter() - started
 
 
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm caches and the connection
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 def main() -> int:
     args = parse_args()
-    needs_seed = prepare_database(args)
+    prepare_database(args.database, reuse=args.reuse, defaults={"DB_CONN_MAX_AGE": "0"})
+    needs_seed = needs_seeding(args)
     from django.db import connection
     from rest_framework.test import APIRequestFactory, force_authenticate
 

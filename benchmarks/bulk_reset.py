@@ -31,12 +31,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, database_url, prepare_database
 
 GOAL_SECONDS = 10.0
 GOAL_RATIO = 50.0
@@ -65,19 +63,8 @@ def parse_args() -> argparse.Namespace:
 
 def prepare(args: argparse.Namespace, queue: str) -> dict:
     """(Re)create the benchmark database, point Django at it, migrate. Returns the worker's environment."""
-    import psycopg
-
-    url = urllib.parse.urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/")
-    if not url.scheme.startswith("postgres"):
-        raise SystemExit(f"This benchmark needs PostgreSQL; DATABASE_URL is {url.scheme}://…")
-    server = {"host": url.hostname or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres"}
-    if url.password:
-        server["password"] = url.password
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.database}"')
     env = {
-        "DATABASE_URL": urllib.parse.urlunparse(url._replace(path=f"/{args.database}")),
+        "DATABASE_URL": database_url(args.database),
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0",
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "BULK_CHUNK_SIZE": str(args.chunk_size),
@@ -86,14 +73,7 @@ def prepare(args: argparse.Namespace, queue: str) -> dict:
         "THROTTLE_BULK": "1000/hour",
         "LOG_LEVEL": "WARNING",
     }
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coaching.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", "--noinput", verbosity=0)
+    prepare_database(args.database, reuse=False, env=env)
     return env
 
 

@@ -22,17 +22,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import random
-import statistics
 import sys
 import time
-import urllib.parse
 from decimal import Decimal
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import median_ms, prepare_database
 
 COACH_EMAIL = "bench-dashboard-coach@example.com"
 EMPTY_EMAIL = "bench-dashboard-newcomer@example.com"
@@ -62,31 +57,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def prepare_database(args: argparse.Namespace) -> bool:
-    """Create the benchmark database (unless reusing it); point Django at it. True if it needs seeding."""
-    import psycopg
-
-    url = urllib.parse.urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/")
-    if not url.scheme.startswith("postgres"):
-        raise SystemExit(f"This benchmark needs PostgreSQL; DATABASE_URL is {url.scheme}://…")
-    admin = {"host": url.hostname or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres"}
-    if url.password:
-        admin["password"] = url.password
-    with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone()
-        if exists and not args.reuse:
-            conn.execute(f'DROP DATABASE "{args.database}" WITH (FORCE)')
-        if not exists or not args.reuse:
-            conn.execute(f'CREATE DATABASE "{args.database}"')
-    os.environ["DATABASE_URL"] = urllib.parse.urlunparse(url._replace(path=f"/{args.database}"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coaching.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")  # django-axes logs every login at INFO
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", "--noinput", verbosity=0)
+def needs_seeding(args: argparse.Namespace) -> bool:
+    """True unless reusing a database already seeded."""
     from coaching.models import User
 
     return not (args.reuse and User.objects.filter(email=COACH_EMAIL).exists())
@@ -215,19 +187,11 @@ def seed(args: argparse.Namespace) -> float:
     return time.perf_counter() - started
 
 
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm caches, templates and the connection
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 def main() -> int:
     args = parse_args()
-    needs_seed = prepare_database(args)
+    # django-axes logs every login at INFO
+    prepare_database(args.database, reuse=args.reuse, defaults={"LOG_LEVEL": "WARNING"})
+    needs_seed = needs_seeding(args)
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext

@@ -33,16 +33,17 @@ import resource
 import subprocess
 import sys
 import time
-import urllib.parse
 import zoneinfo
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, prepare_database, setup_django
 
 GOAL_RATIO = 0.5
 GOAL_PEAK_MB = 150
 TZ = "Asia/Taipei"
+# Django's environment, in this process and in each measuring subprocess: forced, then unless set.
+DJANGO_ENV = {"DB_CONN_MAX_AGE": "0"}
+DJANGO_ENV_DEFAULTS = {"LOG_LEVEL": "WARNING"}
 
 
 def sizes(text: str) -> list[int]:
@@ -77,46 +78,6 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.csv_sizes, args.pdf_sizes = [2_000, 20_000], [200, 1_000]
     return args
-
-
-def server_url() -> urllib.parse.ParseResult:
-    url = urllib.parse.urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/")
-    if not url.scheme.startswith("postgres"):
-        raise SystemExit(f"This benchmark needs PostgreSQL; DATABASE_URL is {url.scheme}://…")
-    return url
-
-
-def bench_url(database: str) -> str:
-    return urllib.parse.urlunparse(server_url()._replace(path=f"/{database}"))
-
-
-def prepare_database(args: argparse.Namespace) -> None:
-    import psycopg
-
-    url = server_url()
-    admin = {"host": url.hostname or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres"}
-    if url.password:
-        admin["password"] = url.password
-    with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone()
-        if exists and not args.reuse:
-            conn.execute(f'DROP DATABASE "{args.database}" WITH (FORCE)')
-        if not exists or not args.reuse:
-            conn.execute(f'CREATE DATABASE "{args.database}"')
-    setup_django(args.database)
-    from django.core.management import call_command
-
-    call_command("migrate", "--noinput", verbosity=0)
-
-
-def setup_django(database: str) -> None:
-    os.environ["DATABASE_URL"] = bench_url(database)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coaching.settings")
-    os.environ["DB_CONN_MAX_AGE"] = "0"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
 
 
 def coach_email(rows: int) -> str:
@@ -214,7 +175,7 @@ def year_range() -> dict:
 
 def measure(args: argparse.Namespace) -> dict:
     """Runs in the subprocess: one figure, printed as JSON."""
-    setup_django(args.database)
+    setup_django(args.database, env=DJANGO_ENV, defaults=DJANGO_ENV_DEFAULTS)
     from coaching.models import User
 
     coach = User.objects.select_related("plan").get(email=coach_email(args.rows))
@@ -387,7 +348,7 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args)))
         return
-    prepare_database(args)
+    prepare_database(args.database, reuse=args.reuse, env=DJANGO_ENV, defaults=DJANGO_ENV_DEFAULTS)
     for rows in sorted(set(args.csv_sizes) | set(args.pdf_sizes)):
         created, seconds = seed_coach(rows)
         print(f"seeded {rows:,} ledger rows in {seconds:.1f} s" if created else f"reusing {rows:,} ledger rows")

@@ -9,6 +9,8 @@ percentiles per target, next to a static file served in the same run (the baseli
     .venv/bin/python benchmarks/load.py                 # 32 clients, 20 s
     .venv/bin/python benchmarks/load.py --clients 8 --seconds 5
 Exits non-zero when any request failed (the goal is 0 errors at 32 clients).
+Environment: DATABASE_URL names the PostgreSQL server (its database name is replaced); default
+postgres://postgres@127.0.0.1:5432/.
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ import http.client
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, create_database, database_url, percentile
+
 PY = sys.executable
 TARGETS = {
     "dashboard": "/dashboard/usage?period=30d",
@@ -43,11 +44,7 @@ def run(cmd: list[str], env: dict) -> None:
 
 
 def prepare_database(env: dict, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    create_database(name, reuse=False)
     run([PY, "manage.py", "migrate", "--noinput", "-v0"], env)
     run([PY, "manage.py", "seed_demo", "--no-progress"], env)
     run([PY, "manage.py", "collectstatic", "--noinput", "-v0"], env)
@@ -111,10 +108,6 @@ def client_loop(port, plan, deadline, results, lock):
             results.setdefault(name, []).extend(samples)
 
 
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=32)
@@ -126,7 +119,7 @@ def main() -> int:
 
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.database}",
+        "DATABASE_URL": database_url(args.database),
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
         "DEBUG": "false",
         "SECRET_KEY": "load-test-secret-key-not-for-production-0123456789abcdefghij",
@@ -184,9 +177,7 @@ def main() -> int:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
 
-    print(
-        f"\n{args.clients} concurrent clients for {elapsed:.1f} s, gunicorn {args.workers}x4 threads"
-    )
+    print(f"\n{args.clients} concurrent clients for {elapsed:.1f} s, gunicorn {args.workers}x4 threads")
     print(f"{'target':34} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     total = errors = 0
     base = None

@@ -26,15 +26,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import statistics
 import sys
 import time
-import urllib.parse
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import DEBUG_OFF, DEBUG_OFF_DEFAULTS, median_ms, prepare_database
 
 PERIODS = ("30d", "12m", "all")
 
@@ -58,39 +53,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def server_url() -> urllib.parse.ParseResult:
-    url = urllib.parse.urlparse(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/")
-    if not url.scheme.startswith("postgres"):
-        raise SystemExit(f"This benchmark needs PostgreSQL; DATABASE_URL is {url.scheme}://…")
-    return url
-
-
-def prepare_database(args: argparse.Namespace) -> bool:
-    """Create the benchmark database (unless reusing it); point Django at it. True if it needs seeding."""
-    import psycopg
-
-    url = server_url()
-    admin = {"host": url.hostname or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres"}
-    if url.password:
-        admin["password"] = url.password
-    with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [args.database]).fetchone()
-        if exists and not args.reuse:
-            conn.execute(f'DROP DATABASE "{args.database}" WITH (FORCE)')
-        if not exists or not args.reuse:
-            conn.execute(f'CREATE DATABASE "{args.database}"')
-    os.environ["DATABASE_URL"] = urllib.parse.urlunparse(url._replace(path=f"/{args.database}"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coaching.settings")
-    os.environ["DEBUG"] = "false"  # no query log growing over thousands of requests
-    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-not-for-production-0123456789")
-    os.environ["SECURE_SSL_REDIRECT"] = "false"
-    os.environ["ALLOWED_HOSTS"] = "testserver"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", "--noinput", verbosity=0)
+def needs_seeding(args: argparse.Namespace) -> bool:
+    """True unless reusing a database already seeded."""
     from coaching.models import User
 
     return not (args.reuse and User.objects.filter(email__startswith="bench").exists())
@@ -193,19 +157,10 @@ def seed(args: argparse.Namespace) -> float:
     return time.perf_counter() - started
 
 
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm caches and the connection
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 def main() -> int:
     args = parse_args()
-    needs_seed = prepare_database(args)
+    prepare_database(args.database, reuse=args.reuse, env=DEBUG_OFF, defaults=DEBUG_OFF_DEFAULTS)
+    needs_seed = needs_seeding(args)
     from django.db import connection
     from django.db.models import Count
     from rest_framework.test import APIClient
