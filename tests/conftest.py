@@ -5,6 +5,7 @@ PostgreSQL with ``CELERY_BROKER_URL`` set; tests that need it are marked ``real_
 and skipped on the embedded default (SQLite, eager tasks).
 """
 
+import importlib
 import os
 import subprocess
 import sys
@@ -35,6 +36,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "real_worker" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _plans_from_migration(request):
+    """Put back the plans a data migration seeds, which a transactional test's flush removes.
+
+    Tests run in any order on either database; without this, a test after a ``transaction=True``
+    test would find no plans (post_migrate restores content types and permissions, not data).
+    """
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    if marker is None and not names & {"db", "transactional_db", "live_server"}:
+        return
+    transactional = bool(marker and marker.kwargs.get("transaction"))
+    transactional = transactional or bool(names & {"transactional_db", "live_server"})
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from django.apps import apps
+
+    from coaching.models import Plan
+
+    if not Plan.objects.exists():
+        importlib.import_module("coaching.migrations.0002_seed_plans").seed(apps, None)
 
 
 @pytest.fixture(autouse=True)

@@ -103,7 +103,7 @@ def test_one_update_per_request_once_the_row_exists(coach, django_assert_num_que
     assert count(coach, day) == 2
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # plans come from a migration
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_first_requests_lose_no_count():
     if connection.vendor != "postgresql":
         pytest.skip("needs concurrent writers: PostgreSQL")
@@ -131,7 +131,7 @@ def test_concurrent_first_requests_lose_no_count():
     assert count(user, day) == 200
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # plans come from a migration
+@pytest.mark.django_db(transaction=True)
 def test_the_relaxed_commit_does_not_leak_into_later_transactions():
     if connection.vendor != "postgresql":
         pytest.skip("synchronous_commit is PostgreSQL's")
