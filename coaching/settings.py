@@ -178,6 +178,9 @@ MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", BASE_DIR / "media"))
 # Export files kept on disk (large PDF reports rendered in the background).
 EXPORT_ROOT = Path(os.getenv("EXPORT_ROOT", MEDIA_ROOT / "exports"))
 EXPORT_RETENTION_HOURS = envint("EXPORT_RETENTION_HOURS", 24)
+# A CSV download still "running" after this long was abandoned (its server process died mid-stream):
+# the exports sweep marks it failed. Keep it above the longest download you expect.
+EXPORT_STALE_MINUTES = envint("EXPORT_STALE_MINUTES", 15)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -225,6 +228,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILI
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# `celery -A coaching beat` enqueues these; a worker runs them.
+CELERY_BEAT_SCHEDULE = {
+    "exports-sweep": {"task": "exports.tasks.exports_sweep", "schedule": datetime.timedelta(minutes=5)},
+}
 
 # Bulk operations (coaching/bulk): users per chunk task (one transaction each) and the most ids one request may name.
 BULK_CHUNK_SIZE = envint("BULK_CHUNK_SIZE", 1000)

@@ -8,7 +8,8 @@ checks permission (a coach exports their own history; staff anyone's), the subje
 
 Nothing half-written is left behind: PDF and XLSX are rendered into anonymous temporary files
 (``tempfile.TemporaryFile``: no name on disk, gone when closed or when the process dies) and a
-failure closes them; a streamed CSV is finalised when its stream ends, fails or is closed.
+failure closes them; a streamed CSV is finalised when its stream ends, fails or is closed, and
+``stale_exports_fail`` (the exports sweep) fails one whose server process died mid-stream.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import BinaryIO
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -192,6 +195,30 @@ def export_finish(record_id: int, *, rows: int, size: int, error: str = "") -> N
         )
     if error:
         logger.warning("Export %s failed: %s", record_id, error)
+
+
+STALE_ERROR = "Interrupted: the export did not finish (server stopped mid-stream)"
+
+
+def stale_exports_fail(*, older_than: datetime.timedelta | None = None, now: datetime.datetime | None = None) -> int:
+    """Mark abandoned exports failed; return how many.
+
+    Abandoned: still ``running`` (or ``pending``) and started (or, never started, created)
+    strictly before ``now - older_than`` (default ``EXPORT_STALE_MINUTES``). A stream's record
+    is finished when the stream ends or is closed, so one left running this long belonged to a
+    server process that was killed mid-download. A download that somehow does finish later
+    still records its own outcome over this one.
+    """
+    now = now or timezone.now()
+    cutoff = now - (older_than if older_than is not None else datetime.timedelta(minutes=settings.EXPORT_STALE_MINUTES))
+    stale = ExportRecord.objects.filter(
+        Q(started_at__lt=cutoff) | Q(started_at__isnull=True, created_at__lt=cutoff),
+        status__in=(ExportRecord.Status.RUNNING, ExportRecord.Status.PENDING),
+    )
+    count = stale.update(status=ExportRecord.Status.FAILED, error=STALE_ERROR, finished_at=now)
+    if count:
+        logger.warning("Marked %s abandoned export(s) failed (started before %s)", count, cutoff.isoformat())
+    return count
 
 
 def _render_xlsx(subject: User, period: Period, *, csv_name: str, now) -> tuple[BinaryIO, int]:
