@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from analytics.periods import PERIOD_CHOICES
+from analytics.api.params import PeriodQuerySerializer
 
 from .services import (
     CONTENT_TYPES,
@@ -87,23 +87,16 @@ class UsageHistoryExportApi(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = FilesOnlyNegotiation
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(PeriodQuerySerializer):
+        period_help = "A named period ending today in the subject's time zone (default: this month). Not with from/to."
+        dates_help = "A date YYYY-MM-DD in the subject's time zone, inclusive; from/to replace period."
+        user_help = "Staff only: whose history (a user id). Without it, your own."
+
         format = serializers.ChoiceField(
             choices=FORMATS,
             default="csv",
             help_text="csv (every plan), pdf (student and up), xlsx (pro and coaching_school).",
             error_messages={"invalid_choice": f"Unknown format {{input!r}}: use one of {', '.join(FORMATS)}."},
-        )
-        period = serializers.ChoiceField(
-            choices=PERIOD_CHOICES,
-            required=False,
-            help_text="A named period ending today in the subject's time zone (default: this month). Not with from/to.",
-            error_messages={"invalid_choice": f"Unknown period {{input!r}}: use one of {', '.join(PERIOD_CHOICES)}."},
-        )
-        user = serializers.UUIDField(
-            required=False,
-            help_text="Staff only: whose history (a user id). Without it, your own.",
-            error_messages={"invalid": "'user' must be a user id (a UUID); {value!r} is not one."},
         )
         bom = serializers.BooleanField(
             default=True, help_text="CSV only: start with a UTF-8 byte-order mark (for Excel). bom=0 to leave it out."
@@ -111,14 +104,6 @@ class UsageHistoryExportApi(APIView):
 
         class Meta:
             ref_name = "UsageHistoryExportQuery"
-
-        def get_fields(self):
-            # "from" is a Python keyword, so these two are added here rather than declared above.
-            fields = super().get_fields()
-            date_help = "A date YYYY-MM-DD in the subject's time zone, inclusive; from/to replace period."
-            fields["from"] = serializers.DateField(required=False, help_text=date_help)
-            fields["to"] = serializers.DateField(required=False, help_text=date_help)
-            return fields
 
     @extend_schema(
         operation_id="usage_history_export",

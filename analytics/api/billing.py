@@ -16,11 +16,12 @@ from rest_framework.views import APIView
 
 from analytics import billing
 from analytics.billing_summary import DEFINITIONS, BillingSummary, UserProfile, billing_summary, user_profile
-from analytics.periods import FIRST_DATE, LAST_DATE, PERIOD_CHOICES, PeriodError, parse_period
+from analytics.periods import PeriodError, parse_period
 from coaching.models import Subscription, User
 
+from .params import PeriodQuerySerializer
+
 # The dates a period may name (analytics.periods' range), checked here to answer per parameter.
-EARLIEST, LATEST = FIRST_DATE, LAST_DATE
 
 
 def _money(**kwargs) -> serializers.DecimalField:
@@ -41,38 +42,15 @@ class BillingSummaryApi(APIView):
 
     permission_classes = [IsAdminUser]
 
-    class InputSerializer(serializers.Serializer):
-        period = serializers.ChoiceField(
-            choices=PERIOD_CHOICES,
-            required=False,
-            help_text="A named period ending today in your time zone (default 30d). Not with from/to.",
-            error_messages={"invalid_choice": f"Unknown period {{input!r}}: use one of {', '.join(PERIOD_CHOICES)}."},
-        )
-        user = serializers.UUIDField(
-            required=False,
-            help_text="A user's id: adds that user's billing profile as user_profile.",
-            error_messages={"invalid": "'user' must be a user id (a UUID); {value!r} is not one."},
-        )
+    class InputSerializer(PeriodQuerySerializer):
+        period_help = "A named period ending today in your time zone (default 30d). Not with from/to."
+        dates_help = "A local date YYYY-MM-DD in your time zone, inclusive; from/to replace period."
+        user_help = "A user's id: adds that user's billing profile as user_profile."
 
         class Meta:
             ref_name = "BillingSummaryQuery"
 
-        def get_fields(self):
-            # "from" is a Python keyword, so the dates are added here rather than declared above.
-            fields = super().get_fields()
-            for name in ("from", "to"):
-                fields[name] = serializers.DateField(
-                    required=False,
-                    help_text=f"A local date YYYY-MM-DD, inclusive, between {EARLIEST} and {LATEST}; "
-                    "from/to replace period.",
-                )
-            return fields
-
         def validate(self, attrs):
-            for name in ("from", "to"):
-                day = attrs.get(name)
-                if day is not None and not EARLIEST <= day <= LATEST:
-                    raise serializers.ValidationError({name: [f"Choose a date between {EARLIEST} and {LATEST}."]})
             params = {key: str(value) for key, value in attrs.items() if key in ("period", "from", "to")}
             try:
                 attrs["_period"] = parse_period(params, tz=self.context["tz"], now=self.context["now"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -20,10 +19,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import charts
-from analytics.periods import FIRST_DATE, LAST_DATE, PERIOD_CHOICES, Period, PeriodError, parse_period
+from analytics.periods import Period, PeriodError, parse_period
 from analytics.usage import DEFINITIONS, plan_usage, sessions_by_status, usage_series, usage_summaries
 from coaching.models import User
 
+from .params import PeriodQuerySerializer
 from .usage_serializers import (
     COMPARED_METRICS,
     ErrorSerializer,
@@ -52,18 +52,11 @@ def metric_changes(current: dict, previous: dict) -> dict:
 class UsageAnalyticsApi(APIView):
     """Usage analytics for a period, with the previous period, changes, plan usage, series and charts."""
 
-    class InputSerializer(serializers.Serializer):
-        period = serializers.ChoiceField(
-            choices=PERIOD_CHOICES,
-            required=False,
-            help_text="A named period ending today in the viewer's time zone (default 30d). Not with from/to.",
-            error_messages={"invalid_choice": f"Unknown period {{input!r}}: use one of {', '.join(PERIOD_CHOICES)}."},
-        )
-        user = serializers.UUIDField(
-            required=False,
-            help_text="Staff only: one coach's numbers. Without it staff get platform totals, coaches their own.",
-            error_messages={"invalid": "'user' must be a user id (a UUID), e.g. 3f0c…; {value!r} is not one."},
-        )
+    class InputSerializer(PeriodQuerySerializer):
+        period_help = "A named period ending today in the viewer's time zone (default 30d). Not with from/to."
+        dates_help = "A local date YYYY-MM-DD in the viewer's time zone, inclusive; replaces period."
+        user_help = "Staff only: one coach's numbers. Without it staff get platform totals, coaches their own."
+
         granularity = serializers.ChoiceField(
             choices=("day", "month"),
             required=False,
@@ -72,20 +65,6 @@ class UsageAnalyticsApi(APIView):
 
         class Meta:
             ref_name = "UsageAnalyticsQuery"
-
-        def get_fields(self):
-            # "from" is a Python keyword, so these two are added here rather than declared above.
-            fields = super().get_fields()
-            for name in ("from", "to"):
-                fields[name] = serializers.DateField(
-                    required=False,
-                    help_text=f"A local date YYYY-MM-DD ({FIRST_DATE} to {LAST_DATE}), inclusive; replaces period.",
-                    validators=[
-                        MinValueValidator(FIRST_DATE, f"'{name}' must be on or after {FIRST_DATE}."),
-                        MaxValueValidator(LAST_DATE, f"'{name}' must be on or before {LAST_DATE}."),
-                    ],
-                )
-            return fields
 
     @extend_schema(
         operation_id="usage_analytics",
