@@ -5,7 +5,8 @@ polls) and the SVG renderer in the PDF report (``exports/svg.py``), so screen an
 disagree. A spec is::
 
     {"id": str, "type": "bar" | "line" | "doughnut", "title": str, "unit": str,
-     "labels": [str], "datasets": [{"label": str, "data": [float | int], "type": "bar" | "line" | "doughnut"}],
+     "labels": [str], "datasets": [{"label": str, "data": [float | int], "type": "bar" | "line" | "doughnut",
+                   "role": "limit" (only on the plan-limit line)}],
      "limit": float | None}
 
 ``type`` is the chart's main type; each dataset says how it is drawn (a bar chart may carry a
@@ -44,8 +45,9 @@ def _limit_line(labels: list[str], limit: Decimal) -> dict:
         data = [
             float((limit / _days_in_month(label)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)) for label in labels
         ]
-        return {"label": _("Plan limit per day (monthly limit pro-rated)"), "data": data, "type": "line"}
-    return {"label": _("Plan limit"), "data": [float(limit)] * len(labels), "type": "line"}
+        label = _("Plan limit per day (monthly limit pro-rated)")
+        return {"label": label, "data": data, "type": "line", "role": "limit"}
+    return {"label": _("Plan limit"), "data": [float(limit)] * len(labels), "type": "line", "role": "limit"}
 
 
 def minutes_chart(series: list[dict], *, limit: Decimal | None) -> dict:

@@ -97,7 +97,7 @@ def _cartesian(spec: dict, *, width: int, height: int) -> str:
     bar_sets = [ds for ds in datasets if ds.get("type", spec["type"]) == "bar"]
     bar_w = slot * 0.8 / max(len(bar_sets), 1)
     for k, ds in enumerate(datasets):
-        colour = LIMIT_COLOUR if ds.get("type") == "line" and "limit" in ds["label"].lower() else PALETTE[k % 8]
+        colour = LIMIT_COLOUR if ds.get("role") == "limit" else PALETTE[k % 8]
         if ds.get("type", spec["type"]) == "bar":
             j = bar_sets.index(ds)
             for i, value in enumerate(ds["data"]):
@@ -117,7 +117,10 @@ def _cartesian(spec: dict, *, width: int, height: int) -> str:
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="{INK}" '
         f'stroke-width="0.8"/>'
     )
-    every = max(1, math.ceil(n / 12))  # at most ~12 category labels, so they never overlap
+    # As many category labels as fit side by side (~4.6 units a character at size 8): never overlapping.
+    longest = max((len(str(label)) for label in labels), default=1)
+    fitting = max(1, int(plot_w // (longest * 4.6 + 8)))
+    every = max(1, math.ceil(n / fitting))
     for i, label in enumerate(labels):
         if i % every == 0:
             parts.append(
@@ -135,7 +138,7 @@ def _cartesian(spec: dict, *, width: int, height: int) -> str:
 def _legend(datasets: list[dict], *, x: float, y: float) -> str:
     parts = []
     for k, ds in enumerate(datasets):
-        colour = LIMIT_COLOUR if ds.get("type") == "line" and "limit" in ds["label"].lower() else PALETTE[k % 8]
+        colour = LIMIT_COLOUR if ds.get("role") == "limit" else PALETTE[k % 8]
         parts.append(
             f'<rect x="{_num(x)}" y="{_num(y - 7)}" width="8" height="8" fill="{colour}"/>'
             f'<text x="{_num(x + 11)}" y="{_num(y)}" font-size="8" fill="{INK}" {FONT}>{escape(ds["label"])}</text>'

@@ -20,7 +20,7 @@ def test_monthly_minutes_with_the_plan_limit_as_a_line():
         "labels": ["2026-03", "2026-04"],
         "datasets": [
             {"label": "Minutes used", "data": [812.5, 3100.0], "type": "bar"},
-            {"label": "Plan limit", "data": [3000.0, 3000.0], "type": "line"},
+            {"label": "Plan limit", "data": [3000.0, 3000.0], "type": "line", "role": "limit"},
         ],
         "limit": 3000.0,
     }

@@ -95,3 +95,18 @@ def test_doughnut_has_one_segment_per_nonzero_status_and_escapes_labels():
 def test_empty_doughnut_is_a_grey_ring():
     root = ET.fromstring(chart_svg(charts.sessions_by_status_chart({"completed": 0}), width=250, height=140))
     assert len(list(root.iter(f"{SVG}circle"))) == 1 and not list(root.iter(f"{SVG}path"))
+
+
+def test_the_limit_line_is_drawn_in_its_colour_in_any_language_and_date_labels_never_crowd():
+    from django.utils import translation
+
+    from analytics.charts import minutes_chart
+    from exports import svg
+
+    series = [{"label": f"2026-03-{d:02d}", "minutes": d} for d in range(1, 32)]
+    with translation.override("zh-hant"):
+        spec = minutes_chart(series, limit=Decimal("3000"))
+    drawing = svg.chart_svg(spec)
+    assert f'stroke="{svg.LIMIT_COLOUR}"' in drawing
+    shown = [day for day in range(1, 32) if f">2026-03-{day:02d}<" in drawing]
+    assert 2 <= len(shown) <= 10  # 31 labels of 10 characters do not fit side by side on an A4 half-width chart
