@@ -37,10 +37,21 @@ def _excel_value(value):
 def xlsx_write(rows: Iterable[Sequence], target: BinaryIO, *, sheet_title: str, time_zone: str) -> int:
     """Write the header and ``rows`` (``COLUMNS`` order) to ``target``; return the number of data rows.
 
-    On an error the worksheet's own temporary file is removed before the error propagates.
+    On an error the half-written worksheet is closed and its temporary file removed before the
+    error propagates (``_sheet_discard``).
     """
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=sheet_title[:31])
+    try:
+        count = _sheet_fill(sheet, rows, time_zone=time_zone)
+        workbook.save(target)
+    except BaseException:
+        _sheet_discard(sheet)
+        raise
+    return count
+
+
+def _sheet_fill(sheet, rows: Iterable[Sequence], *, time_zone: str) -> int:
     for index, column in enumerate(COLUMNS, start=1):
         sheet.column_dimensions[_letter(index)].width = WIDTHS[column.kind]
     sheet.freeze_panes = "A2"
@@ -54,28 +65,40 @@ def xlsx_write(rows: Iterable[Sequence], target: BinaryIO, *, sheet_title: str, 
     sheet.append(header)
     formats = [NUMBER_FORMATS.get(column.kind) for column in COLUMNS]
     count = 0
-    try:
-        for row in rows:
-            cells = []
-            for value, number_format in zip(row, formats, strict=True):
-                cell = WriteOnlyCell(sheet, value=_excel_value(value))
-                if number_format and value is not None:
-                    cell.number_format = number_format
-                cells.append(cell)
-            sheet.append(cells)
-            count += 1
-        workbook.save(target)
-    except BaseException:
-        # openpyxl streams the sheet through a named temporary file it would only delete at exit.
-        writer = getattr(sheet, "_writer", None)
-        if writer is not None:
-            writer.xf.close()
-            try:
-                writer.cleanup()
-            except (FileNotFoundError, ValueError):
-                pass
-        raise
+    for row in rows:
+        cells = []
+        for value, number_format in zip(row, formats, strict=True):
+            cell = WriteOnlyCell(sheet, value=_excel_value(value))
+            if number_format and value is not None:
+                cell.number_format = number_format
+            cells.append(cell)
+        sheet.append(cells)
+        count += 1
     return count
+
+
+def _sheet_discard(sheet) -> None:
+    """Close a write-only sheet abandoned mid-write and delete its temporary file.
+
+    openpyxl streams the sheet through a named temporary file that it deletes only at exit, via
+    two nested generators: the row writer (``sheet._rows``, inside ``<sheetData>``) and the file
+    writer (``sheet._writer.xf``). They are closed innermost first, while the file is still open:
+    closing the file first leaves the row writer to write ``</sheetData>`` into a closed file
+    when it is garbage-collected ("Exception ignored in ... _write_rows: I/O operation on closed
+    file"). After a successful ``sheet.close()`` both are already finished and this is harmless.
+    """
+    writer = sheet._writer
+    if writer is None:  # nothing was appended: no file yet
+        return
+    try:
+        if sheet._rows is not None:
+            sheet._rows.close()
+    finally:
+        writer.close()
+        try:
+            writer.cleanup()
+        except (FileNotFoundError, ValueError):  # already removed by a save that failed later on
+            pass
 
 
 def _letter(index: int) -> str:

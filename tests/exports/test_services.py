@@ -1,7 +1,9 @@
 """Every attempt leaves a true record, and a failure leaves no file behind."""
 
 import datetime
+import gc
 import os
+import sys
 
 import pytest
 from openpyxl.worksheet import _writer as openpyxl_writer
@@ -92,6 +94,20 @@ def test_a_failed_xlsx_is_recorded_and_leaves_no_temporary_file(coach, history, 
     assert (rec.status, rec.format, rec.error, rec.bytes) == ("failed", "xlsx", "RuntimeError: disk full", 0)
     leftovers = [p for p in set(openpyxl_writer.ALL_TEMP_FILES) - before if os.path.exists(p)]
     assert leftovers == []
+
+
+def test_a_failed_xlsx_closes_its_sheet_writers_in_order(coach, history, monkeypatch):
+    # Closing openpyxl's file before its row writer left a generator that, once garbage-collected,
+    # wrote "</sheetData>" into the closed file ("Exception ignored ... I/O operation on closed file").
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(services, "usage_history_rows", _rows_then_fail(rows_module.usage_history_rows))
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        services.usage_export(coach, fmt="xlsx", params=APRIL)
+    gc.collect()
+
+    assert [f"{u.exc_type.__name__}: {u.exc_value} in {u.object!r}" for u in unraisable] == []
 
 
 def test_a_failed_pdf_is_recorded(coach, history, monkeypatch):
