@@ -1,9 +1,12 @@
 """The concurrency sweep behind ``concurrent_sessions_peak``, in the database where it can be.
 
 Each session processes over ``[started, finished)`` (still processing: up to ``now``),
-clipped to the period. Every interval becomes two events, ``+1`` at its start and ``-1``
-at its end; a running ``SUM`` over the events in time order, ends before starts at the same
-instant (so back-to-back sessions do not overlap), peaks at the answer. PostgreSQL and
+clipped to the period. Only a session whose status is ``processing`` is still processing: one
+left without a finish time in another status (cancelled or failed by hand, say) stopped at an
+unknown instant, and counting it "up to now" would inflate every later period's peak.
+Every interval becomes two events, ``+1`` at its start and ``-1`` at its end; a running ``SUM``
+over the events in time order, ends before starts at the same instant (so back-to-back
+sessions do not overlap), peaks at the answer. PostgreSQL and
 SQLite ≥ 3.25 run it as one window query; other databases get the same sweep in Python.
 """
 
@@ -29,7 +32,7 @@ def clipped_intervals(
     # (if ``now`` is after the start). No COALESCE in the WHERE, so indexes on either column serve.
     meets = Q(processing_finished_at__gt=start)
     if now > start:
-        meets |= Q(processing_finished_at__isnull=True)
+        meets |= Q(processing_finished_at__isnull=True, status=CoachingSession.Status.PROCESSING)
     sessions = CoachingSession.objects.filter(meets, processing_started_at__lt=end)
     return (
         scoped(sessions, "coach", coaches)

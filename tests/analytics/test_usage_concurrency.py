@@ -65,6 +65,22 @@ def test_still_processing_counts_up_to_now(coach):
     assert peak(coach, now=at(10, 4)) == 1  # as of 04:00 the first runs [01:00, 04:00) only
 
 
+def test_only_a_session_in_processing_is_still_processing(coach):
+    # Stopped by hand without a finish time: no longer processing, whenever it stopped.
+    for status in ("cancelled", "failed", "completed"):
+        CoachingSessionFactory(
+            coach=coach,
+            created_at=at(10, 1),
+            processing_started_at=at(10, 1),
+            processing_finished_at=None,
+            status=status,
+        )
+    processing(coach, at(10, 5), at(10, 6))
+    assert peak(coach, now=at(10, 7)) == 1
+    processing(coach, at(10, 1))  # this one is still processing: with the other, two at 05:00
+    assert peak(coach, now=at(10, 7)) == 2
+
+
 def test_intervals_are_clipped_to_the_period_in_its_zone(coach):
     # 31 March 10:00-10:30 UTC is 31 March evening in Taipei: March, not April.
     processing(coach, at(31, 10, 0, month=3), at(31, 10, 30, month=3))

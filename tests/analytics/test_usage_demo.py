@@ -48,6 +48,8 @@ def independent(users, *, now: datetime.datetime, days: int = 90) -> dict:
     for s in sessions:
         if s["processing_started_at"] is None:
             continue
+        if s["processing_finished_at"] is None and s["status"] != "processing":
+            continue  # stopped at an unknown instant: not still processing
         a = max(s["processing_started_at"], start)
         b = min(s["processing_finished_at"] or now, end)
         if a < b:
