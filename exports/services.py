@@ -86,19 +86,27 @@ def export_filenames(subject: User, period: Period, fmt: str) -> tuple[str, str]
 def export_rejected(
     requester: User, *, fmt: str, error: str, subject: User | None = None, period: Period | None = None
 ) -> ExportRecord:
-    """Record a refused attempt (failed, no rows, no bytes); before the subject is known, as the requester's."""
+    """Record a refused attempt (failed, no rows, no bytes); before the subject is known, as the requester's.
+
+    ``fmt`` and ``error`` may carry the raw request: a NUL byte is recorded as the text ``\\x00``
+    (PostgreSQL text cannot hold NUL, and a refusal must not become a 500).
+    """
     now = timezone.now()
     return ExportRecord.objects.create(
         requested_by=requester,
         subject=subject or requester,
-        format=(fmt or "")[: ExportRecord._meta.get_field("format").max_length],
+        format=_nul_escaped(fmt or "")[: ExportRecord._meta.get_field("format").max_length],
         period_start=period.first_day if period else None,
         period_end=period.last_day if period else None,
         status=ExportRecord.Status.FAILED,
         started_at=now,
         finished_at=now,
-        error=error,
+        error=_nul_escaped(error),
     )
+
+
+def _nul_escaped(text: str) -> str:
+    return text.replace("\x00", "\\x00")
 
 
 def _refuse(error: ExportError, requester: User, *, fmt: str, subject=None, period=None) -> ExportError:

@@ -110,6 +110,16 @@ def test_a_failed_xlsx_closes_its_sheet_writers_in_order(coach, history, monkeyp
     assert [f"{u.exc_type.__name__}: {u.exc_value} in {u.object!r}" for u in unraisable] == []
 
 
+def test_a_refusal_records_a_nul_byte_as_text(coach):
+    # The refusal records the raw format; on PostgreSQL a NUL byte in it was a DataError.
+    with pytest.raises(services.ExportError, match="Unknown format 'c\\\\x00sv'"):
+        services.usage_export(coach, fmt="c\x00sv", params={})
+
+    rec = ExportRecord.objects.get()
+    assert (rec.format, rec.status) == ("c\\x00sv", "failed")
+    assert rec.error == "Unknown format 'c\\x00sv': use one of csv, pdf, xlsx."
+
+
 def test_a_failed_pdf_is_recorded(coach, history, monkeypatch):
     from exports import pdf_export
 
