@@ -240,3 +240,24 @@ def test_a_year_of_months_puts_each_record_in_its_month(scope):
     assert churn == {"2026-03": 2, "2026-04": 1}
     assert series["2025-05"].mrr == Decimal("0.00")  # D starts on 1 June
     assert series["2025-06"].mrr == Decimal("636.79")
+
+
+def test_churn_is_judged_at_the_close_not_at_the_end_of_a_subscription():
+    """Back within the period: not churn. Back only after the close, or on a trial: churn."""
+    back = world.user("back@example.com", joined=tpe(2025, 12, 1))
+    world.sub(back, "pro", start=tpe(2026, 1, 1), end=tpe(2026, 3, 5))
+    world.sub(back, "student", start=tpe(2026, 3, 20))
+    later = world.user("later@example.com", joined=tpe(2025, 12, 1))
+    world.sub(later, "pro", start=tpe(2026, 1, 1), end=tpe(2026, 3, 5))
+    world.sub(later, "pro", start=tpe(2026, 4, 2))
+    trial = world.user("trial@example.com", joined=tpe(2025, 12, 1))
+    world.sub(trial, "pro", start=tpe(2026, 1, 1), end=tpe(2026, 3, 5))
+    world.sub(trial, "pro", start=tpe(2026, 3, 6), status="trialing")
+    scope = billing.billing_scope()
+    assert billing.churned_users(scope.subscriptions, period=MARCH, now=NOW) == 2  # later and trial
+    assert billing.paying_users(scope.subscriptions, at=MARCH.start) == 3
+    assert billing.churn_rate(scope.subscriptions, period=MARCH, now=NOW) == Decimal("0.6667")
+    assert billing.churned_users(scope.subscriptions, period=APRIL, now=NOW) == 0  # later is back in April
+    summary = billing_summary(scope, period=MARCH, now=NOW)
+    assert (summary.churned_users, summary.paying_users_at_start, summary.paying_users) == (2, 3, 1)
+    assert summary.churn_rate == Decimal("0.6667")
