@@ -19,9 +19,7 @@ from analytics.billing_summary import DEFINITIONS, BillingSummary, UserProfile, 
 from analytics.periods import PeriodError, parse_period
 from coaching.models import Subscription, User
 
-from .params import PeriodQuerySerializer
-
-# The dates a period may name (analytics.periods' range), checked here to answer per parameter.
+from .params import ErrorSerializer, PeriodQuerySerializer
 
 
 def _money(**kwargs) -> serializers.DecimalField:
@@ -30,11 +28,6 @@ def _money(**kwargs) -> serializers.DecimalField:
 
 def _money_by_currency(help_text: str) -> serializers.DictField:
     return serializers.DictField(child=_money(), help_text=f"{help_text} Keyed by ISO 4217 currency code.")
-
-
-class BillingErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(help_text="What went wrong and what to fix.")
-    errors = serializers.DictField(required=False, help_text="Messages by parameter.")
 
 
 class BillingSummaryApi(APIView):
@@ -150,8 +143,8 @@ class BillingSummaryApi(APIView):
         parameters=[InputSerializer],
         responses={
             200: OutputSerializer,
-            400: OpenApiResponse(BillingErrorSerializer, description="A bad period, date range or user id."),
-            403: OpenApiResponse(BillingErrorSerializer, description="Not logged in, or not staff."),
+            400: OpenApiResponse(ErrorSerializer, description="A bad period, date range or user id."),
+            403: OpenApiResponse(ErrorSerializer, description="Not logged in, or not staff."),
         },
         tags=["billing"],
     )

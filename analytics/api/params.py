@@ -1,9 +1,19 @@
-"""The query parameters every analytics and export endpoint shares: a period and a user."""
+"""The query parameters every analytics and export endpoint shares (a period and a user), and the error body."""
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from rest_framework import serializers
 
 from analytics.periods import FIRST_DATE, LAST_DATE, PERIOD_CHOICES
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every 4xx (coaching/api_errors.py), as the analytics APIs declare it in their schema."""
+
+    detail = serializers.CharField(help_text="What went wrong and what to fix.")
+    errors = serializers.DictField(required=False, help_text="Messages by parameter.")
+
+    class Meta:
+        ref_name = "AnalyticsApiError"
 
 
 class PeriodQuerySerializer(serializers.Serializer):

@@ -23,12 +23,8 @@ from analytics.periods import Period, PeriodError, parse_period
 from analytics.usage import DEFINITIONS, plan_usage, sessions_by_status, usage_series, usage_summaries
 from coaching.models import User
 
-from .params import PeriodQuerySerializer
-from .usage_serializers import (
-    COMPARED_METRICS,
-    ErrorSerializer,
-    UsageAnalyticsOutputSerializer,
-)
+from .params import ErrorSerializer, PeriodQuerySerializer
+from .usage_serializers import COMPARED_METRICS, UsageAnalyticsOutputSerializer
 
 
 def metric_changes(current: dict, previous: dict) -> dict:

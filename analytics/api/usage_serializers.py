@@ -30,14 +30,6 @@ SessionsByStatusSerializer = _counts_serializer(
 )
 
 
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(help_text="What went wrong and what to fix.")
-    errors = serializers.DictField(required=False, help_text="Messages by parameter.")
-
-    class Meta:
-        ref_name = "UsageApiError"
-
-
 class UsagePeriodSerializer(serializers.Serializer):
     key = serializers.CharField()
     start = serializers.DateTimeField(help_text="Inclusive.")
