@@ -1,5 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from exports.admin_actions import SafeExportAdminMixin, export_usage_report
@@ -22,6 +24,28 @@ from .models import (
 )
 
 
+class CheckedSelectionMixin:
+    """An action posted with a selection that is not a list of ids gets a message, not a 500.
+
+    Django filters ``pk__in=<selection>`` as posted, and a UUID or integer key raises a
+    ``ValidationError`` for "abc". A browser never sends one; a hand-made request can.
+    """
+
+    def response_action(self, request, queryset):
+        key = self.model._meta.pk
+        try:
+            for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                key.to_python(value)
+        except ValidationError:
+            self.message_user(request, "The selection is not a list of this page's ids: select again.", messages.ERROR)
+            return None  # the changelist redirects back to itself with the message
+        return super().response_action(request, queryset)
+
+
+class CheckedModelAdmin(CheckedSelectionMixin, admin.ModelAdmin):
+    """The base of this app's admins."""
+
+
 class ReadOnlyAdminMixin:
     """For ledgers: viewable and searchable, never edited or deleted by hand."""
 
@@ -36,7 +60,7 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(CheckedModelAdmin):
     list_display = [
         "code",
         "name",
@@ -51,7 +75,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(BulkUserActionsMixin, SafeExportAdminMixin, DjangoUserAdmin):
+class UserAdmin(CheckedSelectionMixin, BulkUserActionsMixin, SafeExportAdminMixin, DjangoUserAdmin):
     resource_classes = [UserResource]
     actions = [export_usage_report, *BULK_USER_ACTIONS]
     list_display = [
@@ -80,7 +104,7 @@ class UserAdmin(BulkUserActionsMixin, SafeExportAdminMixin, DjangoUserAdmin):
 
 
 @admin.register(Client)
-class ClientAdmin(admin.ModelAdmin):
+class ClientAdmin(CheckedModelAdmin):
     list_display = ["name", "coach", "email", "created_at"]
     search_fields = ["name", "email", "coach__email", "coach__name"]
     autocomplete_fields = ["coach"]
@@ -88,7 +112,7 @@ class ClientAdmin(admin.ModelAdmin):
 
 
 @admin.register(CoachingSession)
-class CoachingSessionAdmin(SafeExportAdminMixin, admin.ModelAdmin):
+class CoachingSessionAdmin(SafeExportAdminMixin, CheckedModelAdmin):
     resource_classes = [CoachingSessionResource]
     list_display = [
         "title",
@@ -110,7 +134,7 @@ class CoachingSessionAdmin(SafeExportAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(UsageLog)
-class UsageLogAdmin(ReadOnlyAdminMixin, SafeExportAdminMixin, admin.ModelAdmin):
+class UsageLogAdmin(ReadOnlyAdminMixin, SafeExportAdminMixin, CheckedModelAdmin):
     resource_classes = [UsageLogResource]
     list_display = [
         "created_at",
@@ -130,7 +154,9 @@ class UsageLogAdmin(ReadOnlyAdminMixin, SafeExportAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(MonthlyUsage)
-class MonthlyUsageAdmin(admin.ModelAdmin):
+class MonthlyUsageAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
+    """Counters change with usage and through archived resets only: a hand edit would lose usage unarchived."""
+
     list_display = ["user", "period", "minutes", "sessions", "transcriptions", "updated_at"]
     search_fields = ["user__email", "user__name"]
     list_filter = ["period"]
@@ -139,7 +165,7 @@ class MonthlyUsageAdmin(admin.ModelAdmin):
 
 
 @admin.register(MonthlyUsageArchive)
-class MonthlyUsageArchiveAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class MonthlyUsageArchiveAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
     list_display = [
         "user",
         "period",
@@ -157,7 +183,7 @@ class MonthlyUsageArchiveAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(CheckedModelAdmin):
     list_display = [
         "user",
         "plan",
@@ -177,7 +203,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(SafeExportAdminMixin, admin.ModelAdmin):
+class PaymentAdmin(SafeExportAdminMixin, CheckedModelAdmin):
     resource_classes = [PaymentResource]
     list_display = [
         "provider_reference",
@@ -197,7 +223,7 @@ class PaymentAdmin(SafeExportAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ExportRecord)
-class ExportRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ExportRecordAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
     list_display = ["created_at", "subject", "requested_by", "format", "status", "rows", "bytes", "finished_at"]
     list_filter = ["format", "status"]
     search_fields = ["subject__email", "requested_by__email"]
@@ -206,7 +232,7 @@ class ExportRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ApiUsage)
-class ApiUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ApiUsageAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
     list_display = ["day", "user", "count"]
     search_fields = ["user__email"]
     date_hierarchy = "day"
@@ -214,7 +240,7 @@ class ApiUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(BulkOperation)
-class BulkOperationAdmin(BulkOperationAdminMixin, admin.ModelAdmin):
+class BulkOperationAdmin(BulkOperationAdminMixin, CheckedModelAdmin):
     """The operation page (progress, results a page at a time, undo) lives in ``admin_bulk``."""
 
     list_display = [
@@ -237,3 +263,6 @@ class BulkOperationAdmin(BulkOperationAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of what was done to whom, and a reset's undo
