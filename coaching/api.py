@@ -53,7 +53,10 @@ def read_body_up_to_the_id_limit(request: Request) -> None:
     if default is None or hasattr(raw, "_body") or raw._read_started:
         return
     limit = max(default, bulk.max_users() * BYTES_PER_ID + 4096)
-    length = int(raw.META.get("CONTENT_LENGTH") or 0)
+    try:  # as Django reads it: a missing, malformed or negative length is an empty body
+        length = max(0, int(raw.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        length = 0
     if length > limit:
         raise RequestTooLarge(f"The request body is {length:,} bytes; at most {limit:,} ({bulk.max_users():,} ids).")
     raw._body = raw.read(length)
@@ -195,6 +198,8 @@ class BulkResetUsageApi(APIView):
         key = request.headers.get("Idempotency-Key", "").strip()
         if len(key) > IDEMPOTENCY_KEY_MAX:
             raise ValidationError({"Idempotency-Key": [f"at most {IDEMPOTENCY_KEY_MAX} characters"]})
+        if "\x00" in key:  # PostgreSQL text cannot hold it: a lookup would be a DataError (a 500)
+            raise ValidationError({"Idempotency-Key": ["contains a NUL character: use printable characters only"]})
         try:
             op, created = bulk.operation_create(
                 kind=BulkOperation.Kind.RESET_USAGE,

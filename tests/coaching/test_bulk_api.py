@@ -244,3 +244,27 @@ def test_a_body_larger_than_the_limit_allows_is_refused(admin_user, api_for, use
     size = len(json.dumps(body, separators=(",", ":")))  # DRF's test client sends compact JSON
     assert response.status_code == 413
     assert response.json()["detail"] == f"The request body is {size:,} bytes; at most 4,576 (10 ids)."
+
+
+def test_an_idempotency_key_with_a_nul_character_is_refused(admin_user, api_for, users):
+    response = api_for(admin_user).post(
+        URL, {"user_ids": [str(users[0].pk)], "reset_type": "all"}, format="json", headers={"Idempotency-Key": "k\x00"}
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == "Idempotency-Key: contains a NUL character: use printable characters only"
+    assert not BulkOperation.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("length", "detail"),
+    [
+        ("many", "user_ids: This field is required."),
+        ("-5", "JSON parse error - Expecting value: line 1 column 1 (char 0)"),
+    ],
+)
+def test_a_malformed_content_length_reads_as_an_empty_body(admin_user, api_for, users, length, detail):
+    body = json.dumps({"user_ids": [str(users[0].pk)], "reset_type": "all"})
+    response = api_for(admin_user).post(URL, body, content_type="application/json", CONTENT_LENGTH=length)
+    assert response.status_code == 400  # as Django and DRF read such a length: no body
+    assert response.json()["detail"] == detail
+    assert not BulkOperation.objects.exists()
