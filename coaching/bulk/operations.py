@@ -189,7 +189,10 @@ def operation_create(
             )
             _log_operation(op, flag=ADDITION, message=_asked_message(op))
             if dry_run:
-                preview = operation_preview(kind=kind, user_ids=ids, parameters=parameters, requested_by=requested_by)
+                # At the operation's own time: "this month" of a monthly reset is the month it was asked in.
+                preview = operation_preview(
+                    kind=kind, user_ids=ids, parameters=parameters, requested_by=requested_by, at=now
+                )
                 op.summary = {"dry_run": preview.as_dict()}
                 op.status, op.started_at, op.finished_at = Status.SUCCEEDED, now, now
                 op.save(update_fields=["summary", "status", "started_at", "finished_at"])

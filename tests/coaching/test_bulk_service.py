@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from django.contrib.admin.models import LogEntry
 
-from coaching import bulk
+from coaching import bulk, services
 from coaching.bulk import progress
 from coaching.models import BulkOperation, BulkOperationResult, MonthlyUsage, MonthlyUsageArchive, UsageLog, User
 from tests.coaching.bulk_support import FEBRUARY, MARCH, NOW, counter_write_fails, eager_celery, give_usage, make_users
@@ -292,6 +292,46 @@ def test_a_dry_run_operation_is_recorded_with_its_figures(admin_user, mixed, dja
         "120.50",
     )
     assert not MonthlyUsageArchive.objects.exists()
+
+
+def test_a_dry_run_counts_in_the_month_the_operation_is_asked_in(admin_user, mixed):
+    # 31 March 16:30 UTC is 1 April in Taipei: alice's March counters already read as zero then.
+    asked = datetime.datetime(2026, 3, 31, 16, 30, tzinfo=datetime.UTC)
+    op, _ = bulk.operation_create(
+        kind=RESET,
+        user_ids=[u.pk for u in mixed],
+        parameters={"reset_type": "monthly"},
+        requested_by=admin_user,
+        dry_run=True,
+        now=asked,
+    )
+    assert (op.summary["dry_run"]["users_affected"], op.summary["dry_run"]["minutes"]) == (0, "0.00")
+
+
+LAST_SECOND_OF_MARCH = datetime.datetime(2026, 3, 31, 15, 59, 59, tzinfo=datetime.UTC)  # 23:59:59 in Taipei
+FIRST_SECOND_OF_APRIL = datetime.datetime(2026, 3, 31, 16, 0, tzinfo=datetime.UTC)
+
+
+@pytest.mark.parametrize(
+    ("written", "asked", "status", "left"),
+    [
+        (LAST_SECOND_OF_MARCH, LAST_SECOND_OF_MARCH, "succeeded", Decimal("0.00")),
+        (FIRST_SECOND_OF_APRIL, FIRST_SECOND_OF_APRIL, "succeeded", Decimal("0.00")),
+        (LAST_SECOND_OF_MARCH, FIRST_SECOND_OF_APRIL, "skipped", Decimal("5.00")),  # already reads as zero
+    ],
+)
+def test_the_counters_and_a_monthly_reset_agree_on_this_month(
+    admin_user, django_capture_on_commit_callbacks, written, asked, status, left
+):
+    (user,) = make_users(1, prefix="edge")  # Asia/Taipei
+    with time_machine.travel(written, tick=False):
+        counter = services.monthly_usage_add(user, minutes=Decimal("5.00"), sessions=1, transcriptions=1)
+    with time_machine.travel(asked, tick=False):
+        reads_now = counter.current()["minutes"]
+        op = run(admin_user, [user.pk], capture=django_capture_on_commit_callbacks, reset_type="monthly")
+    assert op.results.get().status == status
+    assert MonthlyUsage.objects.get(user=user).minutes == left
+    assert reads_now == (Decimal("5.00") if status == "succeeded" else Decimal("0.00"))
 
 
 def test_undo_restores_the_counters_once(admin_user, mixed, django_capture_on_commit_callbacks):
