@@ -83,11 +83,15 @@ def _reports_response(modeladmin, request, queryset, data):
     fmt = data["format"]
     params = {"from": data["start"].isoformat(), "to": data["end"].isoformat()}
     files, skipped = [], []
-    for user in queryset.order_by("email"):
-        try:
-            files.append(usage_export(request.user, fmt=fmt, params=params, user_id=user.pk))
-        except ExportError as error:
-            skipped.append(f"{user.email}: {error.message}")
+    try:
+        for user in queryset.order_by("email"):
+            try:
+                files.append(usage_export(request.user, fmt=fmt, params=params, user_id=user.pk))
+            except ExportError as error:
+                skipped.append(f"{user.email}: {error.message}")
+    except BaseException:
+        _close_all(files)
+        raise
     if not files:
         modeladmin.message_user(request, "No report produced. " + " ".join(skipped), messages.WARNING)
         return None
@@ -107,12 +111,20 @@ def _reports_response(modeladmin, request, queryset, data):
                 zf.writestr("SKIPPED.txt", "\n".join(skipped) + "\n")
     except BaseException:
         archive.close()
+        _close_all(files)
         raise
     archive.seek(0)
     name = f"usage-reports_{params['from']}_{params['to']}.zip"
     if skipped:
         modeladmin.message_user(request, f"{len(skipped)} user(s) skipped; see SKIPPED.txt.", messages.WARNING)
     return FileResponse(archive, as_attachment=True, filename=name, content_type="application/zip")
+
+
+def _close_all(files) -> None:
+    """After a failure: close every produced export, so none keeps a temporary file and each CSV
+    stream records itself failed (interrupted) at once rather than staying running until the sweep."""
+    for export in files:
+        export.content.close()  # closing one already closed or finished is harmless
 
 
 def _chunks(export):

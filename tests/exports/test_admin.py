@@ -148,3 +148,55 @@ def test_usage_report_action_rejects_a_backwards_period(admin_client, coach):
     assert response.status_code == 200
     assert b"&#x27;To&#x27; must be on or after &#x27;From&#x27;." in response.content
     assert ExportRecord.objects.count() == 0
+
+
+def test_usage_report_action_that_fails_midway_leaves_no_export_running(
+    admin_client, coach, other_coach, history, monkeypatch
+):
+    from exports import admin_actions
+
+    real = admin_actions.usage_export
+
+    def export_then_fail(requester, **kwargs):
+        if kwargs["user_id"] == other_coach.pk:
+            raise RuntimeError("renderer crashed")
+        return real(requester, **kwargs)
+
+    monkeypatch.setattr(admin_actions, "usage_export", export_then_fail)
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        admin_client.post(
+            "/admin/coaching/user/",
+            action_post([coach, other_coach], apply="1", start="2026-04-01", end="2026-04-30", format="csv"),
+        )
+
+    record = ExportRecord.objects.get()  # alice's CSV, produced before bob's failed
+    assert (record.subject, record.status, record.rows, record.bytes) == (coach, "failed", 0, 0)
+    assert record.error.startswith("Interrupted: the download stopped after 0 bytes")
+
+
+def test_usage_report_action_that_fails_while_zipping_finishes_every_record(
+    admin_client, coach, other_coach, history, monkeypatch
+):
+    from exports import services
+    from exports.csv_export import CsvChunks
+
+    real = services.usage_history_csv
+
+    def failing_rows():
+        yield from ()
+        raise RuntimeError("database went away")
+
+    def csv_for(subject, period, **kwargs):
+        return CsvChunks(failing_rows()) if subject == coach else real(subject, period, **kwargs)
+
+    monkeypatch.setattr(services, "usage_history_csv", csv_for)
+    with pytest.raises(RuntimeError, match="database went away"):
+        admin_client.post(
+            "/admin/coaching/user/",
+            action_post([coach, other_coach], apply="1", start="2026-04-01", end="2026-04-30", format="csv"),
+        )
+
+    records = {r.subject: r for r in ExportRecord.objects.all()}
+    assert (records[coach].status, records[coach].error) == ("failed", "RuntimeError: database went away")
+    assert records[other_coach].status == "failed"  # never written into the ZIP: closed, not left running
+    assert records[other_coach].error.startswith("Interrupted: the download stopped after 0 bytes (0 rows)")
