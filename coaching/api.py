@@ -307,6 +307,7 @@ class BulkOperationUndoApi(APIView):
         request=None,
         responses={
             200: OpenApiResponse(OperationSerializer, description="Reverted: summary.undo says how many users."),
+            400: OpenApiResponse(BulkErrorSerializer, description="A NUL character in the URL (coaching.nul_bytes)."),
             403: OpenApiResponse(BulkErrorSerializer, description="Not an admin."),
             404: OpenApiResponse(BulkErrorSerializer, description="No such operation."),
             409: OpenApiResponse(BulkErrorSerializer, description="Cannot be undone (already undone, running, …)."),

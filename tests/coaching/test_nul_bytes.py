@@ -61,3 +61,9 @@ def test_api_answers_in_its_json_shape(api_for, coach):
 
 def test_requests_without_nul_pass_through(admin_client_):
     assert admin_client_.get("/admin/coaching/user/?q=alice").status_code == 200
+
+
+def test_a_nul_in_an_api_path_is_a_documented_400(api_for, admin_user):
+    response = api_for(admin_user).post("/api/v1/admin/bulk/operations/%00/undo")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("The URL path contains a NUL character")
