@@ -30,9 +30,9 @@ from .models import (
     Subscription,
     UsageLog,
     User,
-    minutes_from_seconds,
 )
 from .models.usage import month_start
+from .services import usage_log_build
 
 DEMO_PASSWORDS = {
     "coach@example.com": "coach-demo-2026",
@@ -179,21 +179,7 @@ class WorldBuilder:
                 self._log(coach, session, UsageLog.Kind.RETRY_SUCCESS, seconds, again)
 
     def _log(self, user: User, session: CoachingSession | None, kind: str, seconds: int, at) -> None:
-        self.logs.append(
-            UsageLog(
-                user=user,
-                session=session,
-                client=session.client if session else None,
-                kind=kind,
-                seconds=seconds,
-                minutes=minutes_from_seconds(seconds),
-                provider=session.stt_provider if session else "google",
-                provider_cost_usd=session.provider_cost_usd if session else Decimal("0"),
-                billable=kind in UsageLog.QUOTA_KINDS,
-                plan_code=user.plan_id,
-                created_at=at,
-            )
-        )
+        self.logs.append(usage_log_build(user, session=session, kind=kind, seconds=seconds, at=at))
 
     def exports_for(self, user: User, count: int) -> None:
         formats = [f for f in ("csv", "pdf", "xlsx") if f in self.plans[user.plan_id].export_formats]

@@ -126,6 +126,26 @@ def session_processing_finish(
         return usage_record(session.coach, session=session, kind=kind, seconds=session.duration_seconds, at=at)
 
 
+def usage_log_build(
+    user: User, *, session: CoachingSession | None, kind: str, seconds: int, at: datetime.datetime
+) -> UsageLog:
+    """One ledger row, not yet saved: minutes by the one rounding rule, billable for quota kinds only,
+    provider and cost from the session, the user's plan at the time. The demo builds its rows with it too."""
+    return UsageLog(
+        user=user,
+        session=session,
+        client=session.client if session else None,
+        kind=kind,
+        seconds=seconds,
+        minutes=minutes_from_seconds(seconds),
+        provider=session.stt_provider if session else "",
+        provider_cost_usd=session.provider_cost_usd if session else Decimal("0"),
+        billable=kind in UsageLog.QUOTA_KINDS,
+        plan_code=user.plan_id,
+        created_at=at,
+    )
+
+
 def usage_record(
     user: User,
     *,
@@ -142,19 +162,8 @@ def usage_record(
     at = at or timezone.now()
     counts = kind in UsageLog.QUOTA_KINDS
     with transaction.atomic():
-        log = UsageLog.objects.create(
-            user=user,
-            session=session,
-            client=session.client if session else None,
-            kind=kind,
-            seconds=seconds,
-            minutes=minutes_from_seconds(seconds),
-            provider=session.stt_provider if session else "",
-            provider_cost_usd=session.provider_cost_usd if session else Decimal("0"),
-            billable=counts,
-            plan_code=user.plan_id,
-            created_at=at,
-        )
+        log = usage_log_build(user, session=session, kind=kind, seconds=seconds, at=at)
+        log.save()
         monthly_usage_add(
             user,
             minutes=log.minutes if counts else Decimal("0"),
