@@ -116,6 +116,9 @@ class ChartDatasetSerializer(serializers.Serializer):
     label = serializers.CharField()
     data = serializers.ListField(child=serializers.FloatField())
     type = serializers.ChoiceField(choices=("bar", "line", "doughnut"))
+    role = serializers.ChoiceField(
+        choices=("limit",), required=False, help_text="Present on the plan-limit line only: draw it as a reference."
+    )
 
     class Meta:
         ref_name = "ChartDataset"
