@@ -26,6 +26,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from coaching import bulk
+from coaching.api_errors import ErrorSerializer
 from coaching.models import BulkOperation, BulkOperationResult
 
 IDEMPOTENCY_KEY_MAX = 255
@@ -70,14 +71,6 @@ class IsBulkOperator(BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         return bool(user and user.is_authenticated and user.is_active and user.has_perm(bulk.BULK_PERMISSION))
-
-
-class BulkErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(help_text="What went wrong and what to fix.")
-    errors = serializers.DictField(required=False, help_text="Messages by field; unknown_user_ids lists unknown ids.")
-
-    class Meta:
-        ref_name = "BulkError"
 
 
 @extend_schema_field(
@@ -183,11 +176,16 @@ class BulkResetUsageApi(APIView):
         responses={
             202: OpenApiResponse(OperationSerializer, description="Started: poll status_url."),
             200: OpenApiResponse(OperationSerializer, description="A dry run, or a replay of an Idempotency-Key."),
-            400: OpenApiResponse(BulkErrorSerializer, description="Bad input; nothing was created or changed."),
-            403: OpenApiResponse(BulkErrorSerializer, description="Not an admin."),
-            409: OpenApiResponse(BulkErrorSerializer, description="Idempotency-Key reused for a different request."),
-            413: OpenApiResponse(BulkErrorSerializer, description="More bytes than BULK_MAX_USERS ids can take."),
-            429: OpenApiResponse(BulkErrorSerializer, description="Too many bulk requests."),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "Bad input; nothing was created or changed. errors.unknown_user_ids lists ids that match no user."
+                ),
+            ),
+            403: OpenApiResponse(ErrorSerializer, description="Not an admin."),
+            409: OpenApiResponse(ErrorSerializer, description="Idempotency-Key reused for a different request."),
+            413: OpenApiResponse(ErrorSerializer, description="More bytes than BULK_MAX_USERS ids can take."),
+            429: OpenApiResponse(ErrorSerializer, description="Too many bulk requests."),
         },
     )
     def post(self, request: Request) -> Response:
@@ -271,9 +269,9 @@ class BulkOperationDetailApi(APIView):
         parameters=[InputSerializer],
         responses={
             200: OutputSerializer,
-            400: OpenApiResponse(BulkErrorSerializer, description="Bad query parameter."),
-            403: OpenApiResponse(BulkErrorSerializer, description="Not an admin."),
-            404: OpenApiResponse(BulkErrorSerializer, description="No such operation, or no such page."),
+            400: OpenApiResponse(ErrorSerializer, description="Bad query parameter."),
+            403: OpenApiResponse(ErrorSerializer, description="Not an admin."),
+            404: OpenApiResponse(ErrorSerializer, description="No such operation, or no such page."),
         },
     )
     def get(self, request: Request, operation_id) -> Response:
@@ -307,11 +305,11 @@ class BulkOperationUndoApi(APIView):
         request=None,
         responses={
             200: OpenApiResponse(OperationSerializer, description="Reverted: summary.undo says how many users."),
-            400: OpenApiResponse(BulkErrorSerializer, description="A NUL character in the URL (coaching.nul_bytes)."),
-            403: OpenApiResponse(BulkErrorSerializer, description="Not an admin."),
-            404: OpenApiResponse(BulkErrorSerializer, description="No such operation."),
-            409: OpenApiResponse(BulkErrorSerializer, description="Cannot be undone (already undone, running, …)."),
-            429: OpenApiResponse(BulkErrorSerializer, description="Too many bulk requests."),
+            400: OpenApiResponse(ErrorSerializer, description="A NUL character in the URL (coaching.nul_bytes)."),
+            403: OpenApiResponse(ErrorSerializer, description="Not an admin."),
+            404: OpenApiResponse(ErrorSerializer, description="No such operation."),
+            409: OpenApiResponse(ErrorSerializer, description="Cannot be undone (already undone, running, …)."),
+            429: OpenApiResponse(ErrorSerializer, description="Too many bulk requests."),
         },
     )
     def post(self, request: Request, operation_id) -> Response:

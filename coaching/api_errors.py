@@ -1,6 +1,17 @@
 """One error shape for the API: every 4xx carries a message that says what to fix."""
 
+from rest_framework import serializers
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every 4xx the API answers, as the endpoints declare it in the OpenAPI schema."""
+
+    detail = serializers.CharField(help_text="What went wrong and what to fix.")
+    errors = serializers.DictField(required=False, help_text="Messages by parameter or field, when there are any.")
+
+    class Meta:
+        ref_name = "ApiError"
 
 
 def _first_message(detail) -> str:

@@ -20,6 +20,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from analytics.api.params import PeriodQuerySerializer
+from coaching.api_errors import ErrorSerializer
 
 from .services import (
     CONTENT_TYPES,
@@ -31,14 +32,6 @@ from .services import (
     export_rejected,
     usage_export,
 )
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(help_text="What went wrong and what to fix.")
-    errors = serializers.DictField(required=False, help_text="Messages by parameter.")
-
-    class Meta:
-        ref_name = "ExportApiError"
 
 
 class FilesOnlyNegotiation(BaseContentNegotiation):

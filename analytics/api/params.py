@@ -4,16 +4,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from rest_framework import serializers
 
 from analytics.periods import FIRST_DATE, LAST_DATE, PERIOD_CHOICES
+from coaching.api_errors import ErrorSerializer
 
-
-class ErrorSerializer(serializers.Serializer):
-    """The body of every 4xx (coaching/api_errors.py), as the analytics APIs declare it in their schema."""
-
-    detail = serializers.CharField(help_text="What went wrong and what to fix.")
-    errors = serializers.DictField(required=False, help_text="Messages by parameter.")
-
-    class Meta:
-        ref_name = "AnalyticsApiError"
+__all__ = ["ErrorSerializer", "PeriodQuerySerializer"]
 
 
 class PeriodQuerySerializer(serializers.Serializer):
