@@ -47,13 +47,6 @@ class Subscription(models.Model):
     def __str__(self) -> str:
         return f"{self.user_id} {self.plan_id} {self.billing_cycle} {self.status}"
 
-    @property
-    def monthly_price(self) -> Decimal:
-        """The price normalised to a month (annual / 12), as MRR counts it."""
-        if self.billing_cycle == self.Cycle.ANNUAL:
-            return (self.price / 12).quantize(Decimal("0.01"))
-        return self.price
-
 
 class Payment(models.Model):
     class Status(models.TextChoices):

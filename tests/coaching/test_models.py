@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from coaching.models import MonthlyUsage, Payment, Plan, Subscription, UsageLog, minutes_from_seconds
+from coaching.models import MonthlyUsage, Payment, Plan, UsageLog, minutes_from_seconds
 from tests.factories import (
     CoachingSessionFactory,
     PaymentFactory,
@@ -88,11 +88,6 @@ def test_money_keeps_its_cents():
     payment.refresh_from_db()
     assert payment.amount == Decimal("7641.50") and isinstance(payment.amount, Decimal)
     assert Payment.objects.get(pk=payment.pk).currency == "TWD"
-
-
-def test_annual_subscription_normalises_to_a_month():
-    sub = SubscriptionFactory(billing_cycle=Subscription.Cycle.ANNUAL, price=Decimal("7641.50"))
-    assert sub.monthly_price == Decimal("636.79")  # 7641.50 / 12 = 636.7916…
 
 
 def test_subscription_cannot_end_before_it_starts():
