@@ -177,9 +177,6 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", BASE_DIR / "media"))
-# Export files kept on disk (large PDF reports rendered in the background).
-EXPORT_ROOT = Path(os.getenv("EXPORT_ROOT", MEDIA_ROOT / "exports"))
-EXPORT_RETENTION_HOURS = envint("EXPORT_RETENTION_HOURS", 24)
 # A CSV download still "running" after this long was abandoned (its server process died mid-stream):
 # the exports sweep marks it failed. Keep it above the longest download you expect.
 EXPORT_STALE_MINUTES = envint("EXPORT_STALE_MINUTES", 15)
