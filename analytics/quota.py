@@ -9,12 +9,12 @@ import dataclasses
 import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Sum, Value
+from django.db.models import Max, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from analytics.periods import local_midnight
-from coaching.models import UsageLog, User
+from coaching.models import MonthlyUsageArchive, UsageLog, User
 
 from .ledger import MINUTES_FILTER, ONE_DP, TWO_DP, ZERO
 
@@ -64,10 +64,28 @@ def _percent(used: Decimal, limit: int | None) -> Decimal | None:
     return (used * 100 / Decimal(limit)).quantize(ONE_DP, rounding=ROUND_HALF_UP)
 
 
+def last_reset(user: User, *, start: datetime.datetime, now: datetime.datetime) -> datetime.datetime | None:
+    """When a bulk reset last archived the user's counters in ``[start, now]``, if it was not undone.
+
+    Minutes logged up to that instant were archived by the reset; only later ones count again.
+    """
+    return (
+        MonthlyUsageArchive.objects.filter(
+            user=user,
+            bulk_operation__isnull=False,
+            restored_at__isnull=True,
+            archived_at__gte=start,
+            archived_at__lte=now,
+        ).aggregate(last=Max("archived_at"))["last"]
+    )
+
+
 def plan_usage(user: User, *, now: datetime.datetime | None = None) -> PlanUsage:
     """The user's minutes this calendar month (in the user's time zone) against the plan's limit.
 
-    used = ledger minutes of quota kinds from the month's first local midnight up to ``now``;
+    used = ledger minutes of quota kinds from the month's first local midnight up to ``now`` or,
+    when an admin reset this month's usage since then (and did not undo it), from that reset on:
+    a reset is an explicit, archived override of the quota, while the ledger keeps every minute;
     percent = used / limit × 100 (one decimal); projected = used / elapsed fraction of the
     month (linear run rate); level: ``over`` at ≥ 100 %, ``warning`` at ≥ 80 %, else ``ok``;
     ``unlimited`` (no percentages) when the plan has no limit.
@@ -77,7 +95,10 @@ def plan_usage(user: User, *, now: datetime.datetime | None = None) -> PlanUsage
     first = now.astimezone(tz).date().replace(day=1)
     following = (first + datetime.timedelta(days=32)).replace(day=1)
     start, end = local_midnight(first, tz), local_midnight(following, tz)
-    used = UsageLog.objects.filter(user=user, created_at__gte=start, created_at__lte=now).aggregate(
+    since = last_reset(user, start=start, now=now) or start
+    rows = UsageLog.objects.filter(user=user, created_at__lte=now)
+    rows = rows.filter(created_at__gt=since) if since > start else rows.filter(created_at__gte=start)
+    used = rows.aggregate(
         m=Coalesce(Sum("minutes", filter=MINUTES_FILTER), Value(ZERO))
     )["m"]
     used = Decimal(used).quantize(TWO_DP)

@@ -3,6 +3,8 @@
 import datetime
 from decimal import Decimal
 
+import time_machine
+
 from analytics.usage import plan_usage
 from coaching.models import Plan
 from tests.factories import UsageLogFactory
@@ -63,3 +65,34 @@ def test_the_month_is_the_users_own_calendar_month(coach):
     usage = plan_usage(coach, now=utc(4, 30, 17, 0))
     assert usage.month_first_day == datetime.date(2026, 4, 1)
     assert usage.used_minutes == Decimal("10.00")
+
+
+def test_an_admins_reset_restarts_the_months_quota_and_undo_brings_it_back(
+    coach, admin_user, django_capture_on_commit_callbacks
+):
+    from coaching import bulk, services
+    from coaching.models import BulkOperation, MonthlyUsage, UsageLog
+    from tests.coaching.bulk_support import eager_celery
+
+    def log(seconds, at):
+        services.usage_record(coach, session=None, kind=UsageLog.Kind.ORIGINAL, seconds=seconds, at=at)
+
+    log(6000, utc(4, 3))  # 100 minutes early in April
+    with time_machine.travel(utc(4, 10), tick=False), eager_celery(), django_capture_on_commit_callbacks(execute=True):
+        op, _ = bulk.operation_create(
+            kind=BulkOperation.Kind.RESET_USAGE,
+            user_ids=[coach.pk],
+            parameters={"reset_type": "monthly"},
+            requested_by=admin_user,
+        )
+    assert plan_usage(coach, now=utc(4, 10, 13)).used_minutes == Decimal("0.00")
+    log(600, utc(4, 12))  # 10 minutes after the reset count again
+    after = plan_usage(coach, now=utc(4, 15))
+    assert after.used_minutes == Decimal("10.00")
+    assert after.used_minutes == MonthlyUsage.objects.get(user=coach).minutes  # the quota agrees with the counters
+    op.refresh_from_db()
+    bulk.operation_undo(op, by=admin_user, now=utc(4, 16))
+    restored = MonthlyUsage.objects.get(user=coach).minutes
+    assert plan_usage(coach, now=utc(4, 17)).used_minutes == Decimal("110.00") == restored
+    # The ledger never forgot: usage analytics for April still show all 110 minutes.
+    assert UsageLog.objects.filter(user=coach).count() == 2
