@@ -17,8 +17,6 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from analytics.periods import local_midnight
-
 from .models import (
     ApiUsage,
     Client,
@@ -33,6 +31,7 @@ from .models import (
 )
 from .models.usage import month_start
 from .services import usage_log_build
+from .timezones import local_midnight
 
 DEMO_PASSWORDS = {
     "coach@example.com": "coach-demo-2026",
