@@ -15,7 +15,7 @@ and says why. The contract, for the pipeline's authors, is in docs/architecture.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import JSONParser
@@ -30,6 +30,12 @@ from coaching.models import Client, CoachingSession, UsageLog, User
 
 MAX_DURATION_SECONDS = 24 * 60 * 60  # longer than any coaching session: a unit mistake, not a recording
 COST = {"max_digits": 10, "decimal_places": 4, "min_value": 0}
+SESSION_ID = OpenApiParameter(
+    "session_id",
+    {"type": "integer", "minimum": 1},
+    OpenApiParameter.PATH,
+    description="The session's id, as the create call answered it.",
+)
 
 
 class UsageSerializer(serializers.Serializer):
@@ -204,6 +210,7 @@ class SessionProcessingApi(PipelineApi):
 
     @extend_schema(
         operation_id="pipeline_session_processing",
+        parameters=[SESSION_ID],
         request=None,
         responses=_responses("Processing since now (or since the first report).", conflict="Not uploaded."),
     )
@@ -235,6 +242,7 @@ class SessionFinishedApi(PipelineApi):
 
     @extend_schema(
         operation_id="pipeline_session_finished",
+        parameters=[SESSION_ID],
         request=InputSerializer,
         responses=_responses(
             "Completed; usage holds the ledger row written (on a replay: the one written the first time).",
@@ -281,6 +289,7 @@ class SessionFailedApi(PipelineApi):
 
     @extend_schema(
         operation_id="pipeline_session_failed",
+        parameters=[SESSION_ID],
         request=InputSerializer,
         responses=_responses("Failed, with the error.", conflict="Not processing, or already ended otherwise."),
     )
@@ -306,6 +315,7 @@ class SessionDeletedApi(PipelineApi):
 
     @extend_schema(
         operation_id="pipeline_session_deleted",
+        parameters=[SESSION_ID],
         request=None,
         responses=_responses("Deleted.", conflict="Still processing."),
     )

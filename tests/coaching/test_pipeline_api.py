@@ -315,3 +315,52 @@ def test_two_finishes_racing_count_the_usage_once(coach):
     assert sorted(codes) == [200, 200]
     assert UsageLog.objects.filter(session=session).count() == 1
     assert MonthlyUsage.objects.get(user=coach).minutes == Decimal("15.00")
+
+
+def test_fuzzed_pipeline_reports_never_fail_the_server_or_the_schema(uploaded):
+    """schemathesis, with the pipeline's token, on the session API's operations only."""
+    import schemathesis
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+    from drf_spectacular.generators import SchemaGenerator
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hypothesis_settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    from tests.test_schema import four_xx_has_a_message
+
+    schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
+    schema.app = WSGIHandler()
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, four_xx_has_a_message]
+    checks.append(response_schema_conformance)
+    tried = []
+    try:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            if not operation.path.startswith("/api/v1/sessions"):
+                continue
+
+            @given(case=operation.as_strategy())
+            @hypothesis_settings(
+                max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            )
+            def run(case):
+                tried.append(case)
+                case.call_and_validate(
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                    checks=checks,
+                )
+
+            run()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    assert len(tried) >= 5 * 5
