@@ -15,9 +15,14 @@ and says why. The contract, for the pipeline's authors, is in docs/architecture.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -103,10 +108,6 @@ def _when(moment) -> str:
 def _answer(session: CoachingSession, detail: str, *, replayed: bool = False, code: int = status.HTTP_200_OK):
     session.refresh_from_db()
     return Response(SessionSerializer(session, context={"replayed": replayed, "detail": detail}).data, status=code)
-
-
-def _conflict(error: Exception) -> Response:
-    return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
 
 
 def _session_or_404(session_id: int) -> CoachingSession:
@@ -205,8 +206,56 @@ class SessionCreateApi(PipelineApi):
         return _answer(session, "Created: pending until processing starts.", code=status.HTTP_201_CREATED)
 
 
-class SessionProcessingApi(PipelineApi):
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The session's state does not allow this report."
+
+
+class SessionStepApi(PipelineApi):
+    """One report on an existing session: validate, apply through its service; a repeat is a replay.
+
+    A subclass says what the step does (``step``), what it answers (``done``) and which repeat is
+    the same report again (``replay``: the message, or None when the state refuses it: 409).
+    """
+
+    InputSerializer: type[serializers.Serializer] | None = None
+    done = ""
+
+    def step(self, session: CoachingSession, data: dict) -> None:
+        raise NotImplementedError
+
+    def replay(self, session: CoachingSession, data: dict) -> str | None:
+        raise NotImplementedError
+
+    def post(self, request: Request, session_id: int) -> Response:
+        session = _session_or_404(session_id)
+        data = {}
+        if self.InputSerializer is not None:
+            serializer = self.InputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+        try:
+            self.step(session, data)
+        except services.SessionStateError as error:
+            message = self.replay(session, data)  # ``session`` was reloaded by the service
+            if message is None:
+                raise Conflict(str(error)) from None
+            return _answer(session, message, replayed=True)
+        return _answer(session, self.done)
+
+
+class SessionProcessingApi(SessionStepApi):
     """Transcription started now. Reporting it again while it runs changes nothing."""
+
+    done = "Processing."
+
+    def step(self, session, data):
+        services.session_processing_start(session)
+
+    def replay(self, session, data):
+        if session.status == CoachingSession.Status.PROCESSING:
+            return f"Already processing since {_when(session.processing_started_at)}: nothing changed."
+        return None
 
     @extend_schema(
         operation_id="pipeline_session_processing",
@@ -215,18 +264,10 @@ class SessionProcessingApi(PipelineApi):
         responses=_responses("Processing since now (or since the first report).", conflict="Not uploaded."),
     )
     def post(self, request: Request, session_id: int) -> Response:
-        session = _session_or_404(session_id)
-        try:
-            services.session_processing_start(session)
-        except services.SessionStateError as error:
-            if session.status == CoachingSession.Status.PROCESSING:
-                started = _when(session.processing_started_at)
-                return _answer(session, f"Already processing since {started}: nothing changed.", replayed=True)
-            return _conflict(error)
-        return _answer(session, "Processing.")
+        return super().post(request, session_id)
 
 
-class SessionFinishedApi(PipelineApi):
+class SessionFinishedApi(SessionStepApi):
     """Transcription succeeded: the session completes and its minutes go into the ledger, once."""
 
     class InputSerializer(serializers.Serializer):
@@ -240,6 +281,25 @@ class SessionFinishedApi(PipelineApi):
         class Meta:
             ref_name = "PipelineSessionFinishedInput"
 
+    done = "Completed: usage recorded."
+
+    def step(self, session, data):
+        services.session_processing_finish(
+            session, duration_seconds=data["duration_seconds"], provider_cost_usd=data.get("provider_cost_usd")
+        )
+
+    def replay(self, session, data):
+        if session.status != CoachingSession.Status.COMPLETED:
+            return None
+        finished = _when(session.processing_finished_at)
+        cost = data.get("provider_cost_usd")
+        if session.duration_seconds != data["duration_seconds"] or cost not in (None, session.provider_cost_usd):
+            raise Conflict(
+                f"Session {session.pk} already finished at {finished} with {session.duration_seconds} s "
+                f"and ${session.provider_cost_usd}; this report differs. Nothing changed."
+            )
+        return f"Already finished at {finished}: its usage was recorded once. Nothing changed."
+
     @extend_schema(
         operation_id="pipeline_session_finished",
         parameters=[SESSION_ID],
@@ -250,34 +310,10 @@ class SessionFinishedApi(PipelineApi):
         ),
     )
     def post(self, request: Request, session_id: int) -> Response:
-        session = _session_or_404(session_id)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        try:
-            services.session_processing_finish(
-                session, duration_seconds=data["duration_seconds"], provider_cost_usd=data.get("provider_cost_usd")
-            )
-        except services.SessionStateError as error:
-            if session.status != CoachingSession.Status.COMPLETED:
-                return _conflict(error)
-            same = session.duration_seconds == data["duration_seconds"] and data.get("provider_cost_usd") in (
-                None,
-                session.provider_cost_usd,
-            )
-            finished = _when(session.processing_finished_at)
-            if not same:
-                return _conflict(
-                    f"Session {session.pk} already finished at {finished} with {session.duration_seconds} s "
-                    f"and ${session.provider_cost_usd}; this report differs. Nothing changed."
-                )
-            return _answer(
-                session, f"Already finished at {finished}: its usage was recorded once. Nothing changed.", replayed=True
-            )
-        return _answer(session, "Completed: usage recorded.")
+        return super().post(request, session_id)
 
 
-class SessionFailedApi(PipelineApi):
+class SessionFailedApi(SessionStepApi):
     """Transcription failed: the session records when and why, and uses nothing."""
 
     class InputSerializer(serializers.Serializer):
@@ -287,6 +323,18 @@ class SessionFailedApi(PipelineApi):
         class Meta:
             ref_name = "PipelineSessionFailedInput"
 
+    done = "Failed: no usage recorded."
+
+    def step(self, session, data):
+        services.session_processing_finish(
+            session, error=data["error"], provider_cost_usd=data.get("provider_cost_usd")
+        )
+
+    def replay(self, session, data):
+        if session.status == CoachingSession.Status.FAILED and session.error_message == data["error"]:
+            return f"Already failed at {_when(session.processing_finished_at)}: nothing changed."
+        return None
+
     @extend_schema(
         operation_id="pipeline_session_failed",
         parameters=[SESSION_ID],
@@ -294,24 +342,21 @@ class SessionFailedApi(PipelineApi):
         responses=_responses("Failed, with the error.", conflict="Not processing, or already ended otherwise."),
     )
     def post(self, request: Request, session_id: int) -> Response:
-        session = _session_or_404(session_id)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        try:
-            services.session_processing_finish(
-                session, error=data["error"], provider_cost_usd=data.get("provider_cost_usd")
-            )
-        except services.SessionStateError as error:
-            if session.status == CoachingSession.Status.FAILED and session.error_message == data["error"]:
-                failed = _when(session.processing_finished_at)
-                return _answer(session, f"Already failed at {failed}: nothing changed.", replayed=True)
-            return _conflict(error)
-        return _answer(session, "Failed: no usage recorded.")
+        return super().post(request, session_id)
 
 
-class SessionDeletedApi(PipelineApi):
+class SessionDeletedApi(SessionStepApi):
     """The recording was deleted from storage: storage stops counting it; its usage stays in the ledger."""
+
+    done = "Deleted: storage no longer counts it."
+
+    def step(self, session, data):
+        services.session_soft_delete(session)
+
+    def replay(self, session, data):
+        if session.deleted_at is not None:
+            return f"Already deleted at {_when(session.deleted_at)}: nothing changed."
+        return None
 
     @extend_schema(
         operation_id="pipeline_session_deleted",
@@ -320,12 +365,4 @@ class SessionDeletedApi(PipelineApi):
         responses=_responses("Deleted.", conflict="Still processing."),
     )
     def post(self, request: Request, session_id: int) -> Response:
-        session = _session_or_404(session_id)
-        try:
-            services.session_soft_delete(session)
-        except services.SessionStateError as error:
-            if session.deleted_at is not None:
-                deleted = _when(session.deleted_at)
-                return _answer(session, f"Already deleted at {deleted}: nothing changed.", replayed=True)
-            return _conflict(error)
-        return _answer(session, "Deleted: storage no longer counts it.")
+        return super().post(request, session_id)
