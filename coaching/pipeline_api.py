@@ -15,12 +15,7 @@ and says why. The contract, for the pipeline's authors, is in docs/architecture.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_field,
-)
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.parsers import JSONParser
