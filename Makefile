@@ -36,6 +36,7 @@ test: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 	DEBUG=false SECRET_KEY=check-deploy-$$(date +%s)-a-long-random-enough-secret-value-for-checks ALLOWED_HOSTS=example.com \

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 
 from django.utils import timezone
 
+from coaching.timezones import local_midnight
+
 PERIOD_CHOICES = ("7d", "30d", "90d", "month", "year", "all", "3m", "12m")
 # The product's first record could not predate this; "all" starts here.
 EPOCH = datetime.date(2020, 1, 1)
@@ -83,10 +85,6 @@ class Bucket:
     label: str
     start: datetime.datetime
     end: datetime.datetime
-
-
-def local_midnight(day: datetime.date, tz: zoneinfo.ZoneInfo) -> datetime.datetime:
-    return datetime.datetime.combine(day, datetime.time.min, tzinfo=tz)
 
 
 def _next_month(day: datetime.date) -> datetime.date:

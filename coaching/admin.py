@@ -4,9 +4,6 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from exports.admin_actions import SafeExportAdminMixin, export_usage_report
-from exports.resources import CoachingSessionResource, PaymentResource, UsageLogResource, UserResource
-
 from .admin_bulk import BULK_USER_ACTIONS, BulkOperationAdminMixin, BulkUserActionsMixin
 from .models import (
     ApiUsage,
@@ -75,9 +72,8 @@ class PlanAdmin(CheckedModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(CheckedSelectionMixin, BulkUserActionsMixin, SafeExportAdminMixin, DjangoUserAdmin):
-    resource_classes = [UserResource]
-    actions = [export_usage_report, *BULK_USER_ACTIONS]
+class UserAdmin(CheckedSelectionMixin, BulkUserActionsMixin, DjangoUserAdmin):
+    actions = [*BULK_USER_ACTIONS]  # exports/admin.py adds the usage report and the export button
     list_display = [
         "email",
         "name",
@@ -112,8 +108,7 @@ class ClientAdmin(CheckedModelAdmin):
 
 
 @admin.register(CoachingSession)
-class CoachingSessionAdmin(SafeExportAdminMixin, CheckedModelAdmin):
-    resource_classes = [CoachingSessionResource]
+class CoachingSessionAdmin(CheckedModelAdmin):
     list_display = [
         "title",
         "coach",
@@ -134,8 +129,7 @@ class CoachingSessionAdmin(SafeExportAdminMixin, CheckedModelAdmin):
 
 
 @admin.register(UsageLog)
-class UsageLogAdmin(ReadOnlyAdminMixin, SafeExportAdminMixin, CheckedModelAdmin):
-    resource_classes = [UsageLogResource]
+class UsageLogAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
     list_display = [
         "created_at",
         "user",
@@ -203,8 +197,7 @@ class SubscriptionAdmin(CheckedModelAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(SafeExportAdminMixin, CheckedModelAdmin):
-    resource_classes = [PaymentResource]
+class PaymentAdmin(CheckedModelAdmin):
     list_display = [
         "provider_reference",
         "user",

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class CoachingConfig(AppConfig):
     name = "coaching"
     verbose_name = "Coaching"
+
+    def ready(self) -> None:
+        # Register the Celery tasks in every process, not only in workers: the bulk use case
+        # queues its start task by name (coaching.bulk.operations.START_TASK) without importing it.
+        from . import tasks  # noqa: F401

@@ -17,8 +17,6 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from analytics.periods import local_midnight
-
 from .models import (
     ApiUsage,
     Client,
@@ -33,6 +31,7 @@ from .models import (
 )
 from .models.usage import month_start
 from .services import usage_log_build
+from .timezones import local_midnight
 
 DEMO_PASSWORDS = {
     "coach@example.com": "coach-demo-2026",
@@ -333,16 +332,32 @@ def counters_from_ledger(users, *, now: datetime.datetime) -> int:
 
 
 def demo_world(*, seed: int = 2026, now: datetime.datetime | None = None) -> WorldBuilder:
-    """The documented demo world: three logins and a small, varied practice around them."""
+    """The documented demo world: three logins and a small, varied practice around them.
+
+    The steps run in this order and draw from one seeded generator: reordering them changes the data.
+    """
     now = now or timezone.now()
     b = WorldBuilder(seed=seed, now=now)
     year_ago = now - datetime.timedelta(days=400)
+    coach = demo_logins(b, joined=year_ago)
+    coach_clients = demo_coach_practice(b, coach)
+    demo_processing_burst(b, coach, coach_clients)
+    demo_live_session(b, coach, coach_clients)
+    b.exports_for(coach, 24)
+    b.api_usage_for(coach, 120)
+    demo_coach_subscriptions(b, coach, since=year_ago)
+    for i in range(24):
+        demo_crowd_coach(b, i)
+    return b
 
+
+def demo_logins(b: WorldBuilder, *, joined: datetime.datetime) -> User:
+    """The three documented logins (coach, staff, admin); returns the coach."""
     coach = b.user(
         "coach@example.com",
         name="王小明",
         plan="pro",
-        joined=year_ago,
+        joined=joined,
         password=DEMO_PASSWORDS["coach@example.com"],
         country="TW",
     )
@@ -350,7 +365,7 @@ def demo_world(*, seed: int = 2026, now: datetime.datetime | None = None) -> Wor
         "staff@example.com",
         name="Staff Member",
         plan="free",
-        joined=year_ago,
+        joined=joined,
         password=DEMO_PASSWORDS["staff@example.com"],
         country="TW",
         is_staff=True,
@@ -359,17 +374,27 @@ def demo_world(*, seed: int = 2026, now: datetime.datetime | None = None) -> Wor
         "admin@example.com",
         name="Admin",
         plan="free",
-        joined=year_ago,
+        joined=joined,
         password=DEMO_PASSWORDS["admin@example.com"],
         country="TW",
         is_staff=True,
         is_superuser=True,
     )
+    return coach
+
+
+def demo_coach_practice(b: WorldBuilder, coach: User) -> list[Client]:
+    """The coach's eight clients (two with names the docs use) and 13 months of sessions."""
     coach_clients = b.clients_for(coach, 8)
     coach_clients[1].name = "Emily Carter"
     coach_clients[0].name = "陳美玲"
     b.sessions_for(coach, coach_clients, months=13, per_month=(12, 22))
-    # Three uploads processed side by side a few days ago, and one still processing now.
+    return coach_clients
+
+
+def demo_processing_burst(b: WorldBuilder, coach: User, coach_clients: list[Client]) -> None:
+    """Three uploads processed side by side a few days ago: the concurrency peak of 3."""
+    now = b.now
     burst = now - datetime.timedelta(days=3, hours=5)
     for offset in (0, 4, 9):
         b._session(coach, coach_clients[offset % 3], burst + datetime.timedelta(minutes=offset))
@@ -380,36 +405,47 @@ def demo_world(*, seed: int = 2026, now: datetime.datetime | None = None) -> Wor
     b.logs = [log for log in b.logs if log.session not in b.sessions[-3:]]
     for session in b.sessions[-3:]:
         b._log(coach, session, UsageLog.Kind.ORIGINAL, session.duration_seconds, session.processing_finished_at)
+
+
+def demo_live_session(b: WorldBuilder, coach: User, coach_clients: list[Client]) -> None:
+    """One upload still processing now (no usage yet)."""
+    now = b.now
     b._session(coach, coach_clients[2], now - datetime.timedelta(minutes=20))
     live = b.sessions[-1]
     live.status, live.error_message, live.processing_finished_at = "processing", "", None
     b.logs = [log for log in b.logs if log.session is not live]
-    b.exports_for(coach, 24)
-    b.api_usage_for(coach, 120)
+
+
+def demo_coach_subscriptions(b: WorldBuilder, coach: User, *, since: datetime.datetime) -> None:
+    """The coach paid for student, then upgraded to pro seven months ago."""
+    now, year_ago = b.now, since
     upgrade = now - datetime.timedelta(days=210)
     b.subscription(coach, "student", start=year_ago, end=upgrade, cancelled=upgrade, status="cancelled")
     b.subscription(coach, "pro", start=upgrade, refund_one=True)
 
-    for i in range(24):
-        zh = i % 2 == 0
-        plan = ["free", "student", "pro", "coaching_school"][i % 4]
-        joined = now - datetime.timedelta(days=b.rng.randint(20, 420))
-        person = b.user(
-            f"coach{i + 1:02d}@example.com",
-            name=_zh_name(b.rng) if zh else _en_name(b.rng),
-            plan=plan,
-            joined=joined,
-            is_test_account=(i == 23),
-        )
-        b.sessions_for(person, b.clients_for(person, b.rng.randint(2, 6)), months=13, per_month=(2, 8))
-        b.exports_for(person, b.rng.randint(0, 6))
-        b.api_usage_for(person, 60)
-        if plan == "free":
-            if i % 8 == 0:  # a churned customer: paid for a while, then left
-                end = now - datetime.timedelta(days=b.rng.randint(5, 90))
-                b.subscription(person, "student", start=joined, end=end, cancelled=end - datetime.timedelta(days=10))
-            continue
-        cycle = "annual" if i % 3 == 0 else "monthly"
-        status = "past_due" if i % 7 == 0 else None
-        b.subscription(person, plan, cycle=cycle, start=joined, status=status, refund_one=(i % 5 == 0))
-    return b
+
+def demo_crowd_coach(b: WorldBuilder, i: int) -> None:
+    """Coach ``i`` of the 24 others: every plan in turn, their practice, and their billing
+    (a churned customer, annual and monthly payers, one past due, one test account)."""
+    now = b.now
+    zh = i % 2 == 0
+    plan = ["free", "student", "pro", "coaching_school"][i % 4]
+    joined = now - datetime.timedelta(days=b.rng.randint(20, 420))
+    person = b.user(
+        f"coach{i + 1:02d}@example.com",
+        name=_zh_name(b.rng) if zh else _en_name(b.rng),
+        plan=plan,
+        joined=joined,
+        is_test_account=(i == 23),
+    )
+    b.sessions_for(person, b.clients_for(person, b.rng.randint(2, 6)), months=13, per_month=(2, 8))
+    b.exports_for(person, b.rng.randint(0, 6))
+    b.api_usage_for(person, 60)
+    if plan == "free":
+        if i % 8 == 0:  # a churned customer: paid for a while, then left
+            end = now - datetime.timedelta(days=b.rng.randint(5, 90))
+            b.subscription(person, "student", start=joined, end=end, cancelled=end - datetime.timedelta(days=10))
+        return
+    cycle = "annual" if i % 3 == 0 else "monthly"
+    status = "past_due" if i % 7 == 0 else None
+    b.subscription(person, plan, cycle=cycle, start=joined, status=status, refund_one=(i % 5 == 0))

@@ -88,13 +88,32 @@ def session_create(
     return session
 
 
+class SessionStateError(ValueError):
+    """A step of a session's life its current state does not allow (it is left unchanged); says why."""
+
+
+def _session_locked(session: CoachingSession) -> None:
+    """Reload ``session`` and lock its row until the transaction ends: two reports of one job queue up."""
+    session.refresh_from_db(from_queryset=CoachingSession.objects.select_for_update())
+
+
 def session_processing_start(session: CoachingSession, *, at: datetime.datetime | None = None) -> None:
-    """Record when transcription started, so overlapping processing can be measured."""
-    session.status = CoachingSession.Status.PROCESSING
-    session.processing_started_at = at or timezone.now()
-    session.processing_finished_at = None
-    session.error_message = ""
-    session.save(update_fields=["status", "processing_started_at", "processing_finished_at", "error_message"])
+    """Record when transcription started, so overlapping processing can be measured.
+
+    Only an uploaded session (``uploading`` or ``pending``), not deleted, can start.
+    """
+    Status = CoachingSession.Status
+    with transaction.atomic():
+        _session_locked(session)
+        if session.deleted_at is not None:
+            raise SessionStateError(f"Session {session.pk} was deleted: its audio is gone.")
+        if session.status not in (Status.UPLOADING, Status.PENDING):
+            raise SessionStateError(f"Session {session.pk} is {session.status}: only an uploaded session can start.")
+        session.status = Status.PROCESSING
+        session.processing_started_at = at or timezone.now()
+        session.processing_finished_at = None
+        session.error_message = ""
+        session.save(update_fields=["status", "processing_started_at", "processing_finished_at", "error_message"])
 
 
 def session_processing_finish(
@@ -102,6 +121,7 @@ def session_processing_finish(
     *,
     error: str = "",
     kind: str = UsageLog.Kind.ORIGINAL,
+    duration_seconds: int | None = None,
     provider_cost_usd: Decimal | None = None,
     at: datetime.datetime | None = None,
 ) -> UsageLog | None:
@@ -110,17 +130,27 @@ def session_processing_finish(
     ``kind`` says what the run was: ``original``, ``retry_failed`` (a free retry after a
     failure: in the ledger, not in the quota) or ``retry_success`` (a paid
     re-transcription: counts). A failure records its time and error and no usage.
+    ``duration_seconds``, when given, is the recording's length as transcribed (what is used).
+    Only a ``processing`` session can finish, once: a second report raises ``SessionStateError``
+    and writes nothing, so usage is never counted twice.
     """
     at = at or timezone.now()
-    if session.processing_started_at is None:
-        raise ValueError("A session must start processing before it can finish.")
     with transaction.atomic():
+        _session_locked(session)
+        if session.status != CoachingSession.Status.PROCESSING or session.processing_started_at is None:
+            raise SessionStateError(
+                f"Session {session.pk} is {session.status}: a session must be processing before it can finish."
+            )
+        if duration_seconds is not None:
+            session.duration_seconds = duration_seconds
         session.status = CoachingSession.Status.FAILED if error else CoachingSession.Status.COMPLETED
         session.error_message = error
         session.processing_finished_at = at
         if provider_cost_usd is not None:
             session.provider_cost_usd = provider_cost_usd
-        session.save(update_fields=["status", "error_message", "processing_finished_at", "provider_cost_usd"])
+        session.save(
+            update_fields=["status", "error_message", "processing_finished_at", "provider_cost_usd", "duration_seconds"]
+        )
         if error:
             return None
         return usage_record(session.coach, session=session, kind=kind, seconds=session.duration_seconds, at=at)
@@ -175,6 +205,12 @@ def usage_record(
 
 
 def session_soft_delete(session: CoachingSession, *, at: datetime.datetime | None = None) -> None:
-    """Delete a session's audio from storage; its usage stays in the ledger."""
-    session.deleted_at = at or timezone.now()
-    session.save(update_fields=["deleted_at"])
+    """Delete a session's audio from storage; its usage stays in the ledger. Not while it is processing."""
+    with transaction.atomic():
+        _session_locked(session)
+        if session.deleted_at is not None:
+            raise SessionStateError(f"Session {session.pk} was already deleted.")
+        if session.status == CoachingSession.Status.PROCESSING:
+            raise SessionStateError(f"Session {session.pk} is processing: report it finished or failed first.")
+        session.deleted_at = at or timezone.now()
+        session.save(update_fields=["deleted_at"])

@@ -181,6 +181,12 @@ MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", BASE_DIR / "media"))
 # the exports sweep marks it failed. Keep it above the longest download you expect.
 EXPORT_STALE_MINUTES = envint("EXPORT_STALE_MINUTES", 15)
 
+# The transcription pipeline's service token (Authorization: Bearer <token>) for the session API
+# (coaching/pipeline_api.py). Unset: that API refuses every call. At least 32 characters.
+PIPELINE_TOKEN = os.getenv("PIPELINE_TOKEN", "")
+if PIPELINE_TOKEN and (len(PIPELINE_TOKEN) < 32 or PIPELINE_TOKEN != PIPELINE_TOKEN.strip()):
+    raise ImproperlyConfigured("PIPELINE_TOKEN must be at least 32 characters with no surrounding spaces")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

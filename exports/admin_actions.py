@@ -1,6 +1,6 @@
 """Admin pieces for exports: the import-export mixin and "Export selected users' usage report".
 
-``coaching/admin.py`` mixes ``SafeExportAdminMixin`` into the usage log, session, payment and
+``exports/admin.py`` mixes ``SafeExportAdminMixin`` into the usage log, session, payment and
 user admins and adds ``export_usage_report`` to the user admin's actions.
 """
 

@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import Sequence
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.db import IntegrityError, connection, transaction
@@ -206,13 +207,16 @@ def operation_create(
     return op, True
 
 
+# The start task, by its Celery name: ``coaching.tasks`` wraps this module, so this module does not
+# import it (layers import downwards only); ``CoachingConfig.ready`` registers the tasks.
+START_TASK = "coaching.tasks.bulk_operation_start"
+
+
 def _enqueue(operation_id: str, *, chunk_size: int | None) -> None:
     """Queue the start task (once the operation is committed). If it cannot be queued, or, with eager
     tasks, the run itself fails, the operation says so; the request that asked still gets its answer."""
-    from coaching import tasks  # the tasks module imports this one
-
     try:
-        tasks.bulk_operation_start.delay(operation_id, chunk_size=chunk_size)
+        current_app.tasks[START_TASK].delay(operation_id, chunk_size=chunk_size)
     except Exception as exc:
         logger.exception("bulk %s could not be run", operation_id)
         operation_fail(operation_id, error=f"could not be run: {type(exc).__name__}: {exc}")
