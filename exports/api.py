@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from analytics.api.params import PeriodQuerySerializer
 from coaching.api_errors import ErrorSerializer
 
+from .rows import HEADER_STYLES
 from .services import (
     CONTENT_TYPES,
     FORMATS,
@@ -95,6 +96,14 @@ class UsageHistoryExportApi(APIView):
             default=True, help_text="CSV only: start with a UTF-8 byte-order mark (for Excel). bom=0 to leave it out."
         )
 
+        headers = serializers.ChoiceField(
+            choices=HEADER_STYLES,
+            default="labels",
+            help_text="CSV and XLSX column headers: labels in your language (zh-Hant or English, your profile's), "
+            "or keys: stable English names for scripts (created_at, time_zone, kind, …).",
+            error_messages={"invalid_choice": f"Unknown headers {{input!r}}: use one of {', '.join(HEADER_STYLES)}."},
+        )
+
         class Meta:
             ref_name = "UsageHistoryExportQuery"
 
@@ -127,7 +136,12 @@ class UsageHistoryExportApi(APIView):
         period_params = {key: raw[key] for key in ("period", "from", "to") if raw.get(key)}
         try:
             export = usage_export(
-                request.user, fmt=data["format"], params=period_params, user_id=data.get("user"), bom=data["bom"]
+                request.user,
+                fmt=data["format"],
+                params=period_params,
+                user_id=data.get("user"),
+                bom=data["bom"],
+                headers=data["headers"],
             )
         except ExportError as error:
             raise _api_error(error) from None

@@ -93,7 +93,7 @@ def report_context(
     ]
     row_count = usage_history_count(subject, period)
     if row_count <= row_budget:
-        mode, detail, aggregates = "rows", list(usage_history_rows(subject, period, spreadsheet_safe=False)), []
+        mode, detail, aggregates = "rows", list(usage_history_rows(subject, period)), []
     else:
         mode = period.granularity  # as the charts bucket: by day up to 92 days, else by month
         detail, aggregates = [], usage_history_aggregates(subject, period, granularity=mode)

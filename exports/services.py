@@ -34,6 +34,7 @@ from coaching.models import ExportRecord, Plan, User
 from . import csv_export, xlsx_export
 from .csv_export import usage_history_csv
 from .report import report_context
+from .rows import header as rows_header
 from .rows import usage_history_rows
 
 logger = logging.getLogger(__name__)
@@ -147,13 +148,15 @@ def usage_export(
     params: Mapping[str, str],
     user_id: uuid.UUID | str | None = None,
     bom: bool = True,
+    headers: str = "labels",
     now: datetime.datetime | None = None,
 ) -> ExportFile:
     """Export the usage history of ``user_id`` (default: the requester) as ``fmt``.
 
     ``params`` holds ``from``/``to`` (dates, ``to`` inclusive) or ``period`` (default this
-    calendar month), read in the subject's time zone. Raises ``ExportError`` (400/403/404)
-    after recording the refusal.
+    calendar month), read in the subject's time zone. ``headers``: spreadsheet column headers as
+    ``labels`` in the requester's language, or the stable English ``keys`` (for scripts). Raises
+    ``ExportError`` (400/403/404) after recording the refusal.
     """
     if fmt not in FORMATS:
         raise _refuse(
@@ -178,13 +181,16 @@ def usage_export(
     )
     filename, ascii_filename = export_filenames(subject, period, fmt)
     file = ExportFile(record.pk, fmt, b"", CONTENT_TYPES[fmt], filename, ascii_filename, None)
+    header = rows_header(headers, language=requester.language)
     try:
         if fmt == "csv":
-            file.content = RecordedStream(usage_history_csv(subject, period, bom=bom), record_id=record.pk)
+            chunks = usage_history_csv(subject, period, bom=bom, header=header)
+            file.content = RecordedStream(chunks, record_id=record.pk)
             return file
         render = _render_pdf if fmt == "pdf" else _render_xlsx
         # The attached CSV gets the ASCII name: WeasyPrint writes a PDF's legacy /F name as raw UTF-8.
-        file.content, rows = render(subject, period, csv_name=ascii_filename.removesuffix(".pdf") + ".csv", now=now)
+        csv_name = ascii_filename.removesuffix(".pdf") + ".csv"
+        file.content, rows = render(subject, period, csv_name=csv_name, header=header, now=now)
         file.size = file.content.seek(0, 2)
         file.content.seek(0)
     except Exception as exc:
@@ -229,11 +235,11 @@ def stale_exports_fail(*, older_than: datetime.timedelta | None = None, now: dat
     return count
 
 
-def _render_xlsx(subject: User, period: Period, *, csv_name: str, now) -> tuple[BinaryIO, int]:
+def _render_xlsx(subject: User, period: Period, *, csv_name: str, header, now) -> tuple[BinaryIO, int]:
     out = tempfile.TemporaryFile()
     try:
         rows = xlsx_export.xlsx_write(
-            usage_history_rows(subject, period), out, sheet_title="Usage history", time_zone=str(period.tz)
+            usage_history_rows(subject, period), out, sheet_title="Usage history", header=header
         )
     except BaseException:
         out.close()
@@ -241,7 +247,7 @@ def _render_xlsx(subject: User, period: Period, *, csv_name: str, now) -> tuple[
     return out, rows
 
 
-def _render_pdf(subject: User, period: Period, *, csv_name: str, now) -> tuple[BinaryIO, int]:
+def _render_pdf(subject: User, period: Period, *, csv_name: str, header, now) -> tuple[BinaryIO, int]:
     from . import pdf_export  # WeasyPrint takes a second to import: only processes that render pay for it
 
     context = report_context(subject, period, attachment_name=csv_name, now=now)
@@ -250,7 +256,7 @@ def _render_pdf(subject: User, period: Period, *, csv_name: str, now) -> tuple[B
     try:
         if context.detail_mode != "rows":  # past the row budget: the full history rides along as a CSV
             attachment = tempfile.TemporaryFile()
-            for chunk in usage_history_csv(subject, period, bom=True):
+            for chunk in usage_history_csv(subject, period, bom=True, header=header):
                 attachment.write(chunk)
             attachment.seek(0)
         pdf_export.pdf_write(context, out, attachment=attachment)

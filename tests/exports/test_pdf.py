@@ -122,7 +122,7 @@ def test_past_the_row_budget_the_table_is_daily_and_the_full_csv_is_attached(api
     name = "usage-history_alice_2026-04-01_2026-04-30.csv"
     assert list(attachments) == [name]
     rows = list(csv.reader(io.StringIO(attachments[name][0].decode("utf-8-sig"))))
-    assert len(rows) == 1 + 4 and rows[1][3] == "王小明"
+    assert len(rows) == 1 + 4 and rows[1][4] == "王小明"
     record = ExportRecord.objects.get(pk=response["X-Export-Record"])
     assert (record.status, record.rows, record.bytes) == ("succeeded", 4, len(body))
 
