@@ -17,8 +17,9 @@ from django.utils import timezone
 from import_export.admin import ExportActionMixin
 
 from .api import content_disposition
+from .registry import REGISTRY
 from .resources import EXPORT_FORMATS
-from .services import FORMATS, ExportError, usage_export
+from .services import ExportError, usage_export
 
 MAX_USERS = 50
 
@@ -38,7 +39,7 @@ class SafeExportAdminMixin(ExportActionMixin):
 class UsageReportForm(forms.Form):
     start = forms.DateField(label="From", help_text="YYYY-MM-DD, in each user's own time zone.")
     end = forms.DateField(label="To", help_text="Inclusive.")
-    format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="pdf")
+    format = forms.ChoiceField(choices=[(f.name, f.label) for f in REGISTRY.values()], initial="pdf")
 
     def clean(self):
         data = super().clean()

@@ -22,10 +22,9 @@ from rest_framework.views import APIView
 from analytics.api.params import PeriodQuerySerializer
 from coaching.api_errors import ErrorSerializer
 
+from .registry import FORMATS, REGISTRY
 from .rows import HEADER_STYLES
 from .services import (
-    CONTENT_TYPES,
-    FORMATS,
     ExportError,
     ExportFile,
     ExportForbidden,
@@ -89,7 +88,9 @@ class UsageHistoryExportApi(APIView):
         format = serializers.ChoiceField(
             choices=FORMATS,
             default="csv",
-            help_text="csv (every plan), pdf (student and up), xlsx (pro and coaching_school).",
+            help_text="One of the export formats: "
+            + ", ".join(f"{f.name} ({f.label}, {f.content_type})" for f in REGISTRY.values())
+            + ". Which ones a user gets is their plan's export_formats.",
             error_messages={"invalid_choice": f"Unknown format {{input!r}}: use one of {', '.join(FORMATS)}."},
         )
         bom = serializers.BooleanField(
@@ -112,9 +113,7 @@ class UsageHistoryExportApi(APIView):
         summary="Export usage history",
         parameters=[InputSerializer],
         responses={
-            (200, CONTENT_TYPES["csv"].split(";")[0]): OpenApiResponse(_BINARY, description=_FILE_HELP),
-            (200, CONTENT_TYPES["pdf"]): OpenApiResponse(_BINARY, description=_FILE_HELP),
-            (200, CONTENT_TYPES["xlsx"]): OpenApiResponse(_BINARY, description=_FILE_HELP),
+            **{(200, f.media_type): OpenApiResponse(_BINARY, description=_FILE_HELP) for f in REGISTRY.values()},
             (400, "application/json"): OpenApiResponse(ErrorSerializer, description="Bad format, dates or user id."),
             (401, "application/json"): OpenApiResponse(ErrorSerializer, description="Not logged in."),
             (403, "application/json"): OpenApiResponse(

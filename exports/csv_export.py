@@ -36,13 +36,13 @@ from django.db import connections
 from analytics.periods import Period
 from coaching.models import User
 
+from .registry import ExportJob
 from .rows import COLUMNS, DATETIME_FORMAT, HEADER, neutralise, usage_history_rows, usage_history_sql_rows
 
 BOM = "\ufeff"
 # Bytes gathered before a chunk is handed to the server: big enough to amortise the per-chunk
 # cost, small enough that the first bytes reach the browser at once.
 CHUNK_CHARS = 64 * 1024
-CONTENT_TYPE = "text/csv; charset=utf-8"
 LINE_END = "\r\n"
 
 
@@ -185,3 +185,8 @@ def usage_history_csv(
     if engine == "copy":
         return CopyChunks(usage_history_sql_rows(subject, period), time_zone=str(period.tz), header=header, bom=bom)
     return CsvChunks(usage_history_rows(subject, period), header=header, bom=bom)
+
+
+def csv_export_write(job: ExportJob) -> _Chunks:
+    """The registry's CSV writer: the usage history as a stream of chunks (see ``usage_history_csv``)."""
+    return usage_history_csv(job.subject, job.period, bom=job.bom, header=job.header)

@@ -12,6 +12,7 @@ CR or CRLF inside a cell becomes LF (Excel's line break in a cell; XML would fol
 from __future__ import annotations
 
 import datetime
+import tempfile
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
@@ -20,9 +21,9 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
-from .rows import COLUMNS, HEADER, formula_like
+from .registry import ExportJob
+from .rows import COLUMNS, HEADER, formula_like, usage_history_rows
 
-CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 NUMBER_FORMATS = {
     "datetime": "yyyy-mm-dd hh:mm:ss",
     "date": "yyyy-mm-dd",
@@ -53,6 +54,19 @@ def xlsx_write(rows: Iterable[Sequence], target: BinaryIO, *, sheet_title: str, 
         _sheet_discard(sheet)
         raise
     return count
+
+
+def xlsx_export_write(job: ExportJob) -> tuple[BinaryIO, int]:
+    """The registry's XLSX writer: the workbook in an anonymous temporary file, and its number of rows."""
+    out = tempfile.TemporaryFile()
+    try:
+        rows = xlsx_write(
+            usage_history_rows(job.subject, job.period), out, sheet_title="Usage history", header=job.header
+        )
+    except BaseException:
+        out.close()
+        raise
+    return out, rows
 
 
 def _text_cell(sheet, value: str) -> WriteOnlyCell:

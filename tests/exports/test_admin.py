@@ -177,10 +177,10 @@ def test_usage_report_action_that_fails_midway_leaves_no_export_running(
 def test_usage_report_action_that_fails_while_zipping_finishes_every_record(
     admin_client, coach, other_coach, history, monkeypatch
 ):
-    from exports import services
+    from exports import csv_export
     from exports.csv_export import CsvChunks
 
-    real = services.usage_history_csv
+    real = csv_export.usage_history_csv
 
     def failing_rows():
         yield from ()
@@ -189,7 +189,7 @@ def test_usage_report_action_that_fails_while_zipping_finishes_every_record(
     def csv_for(subject, period, **kwargs):
         return CsvChunks(failing_rows()) if subject == coach else real(subject, period, **kwargs)
 
-    monkeypatch.setattr(services, "usage_history_csv", csv_for)
+    monkeypatch.setattr(csv_export, "usage_history_csv", csv_for)
     with pytest.raises(RuntimeError, match="database went away"):
         admin_client.post(
             "/admin/coaching/user/",
