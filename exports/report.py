@@ -3,7 +3,7 @@
 The numbers come from ``analytics.usage`` (the dashboard's own functions) and the charts from
 ``analytics.charts`` (the dashboard's own specs, drawn as SVG by ``exports.svg``), so paper and
 screen never disagree. The coach's practice (sessions, hours, income they recorded) comes from
-``exports.practice``.
+``analytics.practice``.
 
 Row budget: WeasyPrint lays out roughly 125 table rows a second here, so a detail table of 10,000
 ledger rows would take over a minute and a gigabyte. Up to ``ROW_BUDGET`` rows the report lists
@@ -21,12 +21,11 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from analytics import charts
+from analytics import charts, practice
 from analytics.periods import Period
 from analytics.usage import PlanUsage, UsageSummary, plan_usage, sessions_by_status, usage_series, usage_summary
 from coaching.models import User
 
-from . import practice
 from .rows import AggregateRow, usage_history_aggregates, usage_history_count, usage_history_rows
 from .svg import chart_svg
 

@@ -22,6 +22,7 @@ from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from analytics.periods import Period
+from analytics.usage import usage_series
 from coaching.models import UsageLog, User
 
 # OWASP "CSV Injection": a text cell a spreadsheet may run as a formula. The leads are OWASP's
@@ -243,8 +244,9 @@ class AggregateRow:
 def usage_history_aggregates(subject: User, period: Period, *, granularity: str) -> list[AggregateRow]:
     """Ledger rows per local ``day`` or ``month`` of the period, only buckets with rows, oldest first.
 
-    ``quota_minutes`` sums original + retry_success minutes (what the plan counts); ``all_minutes``
-    sums every kind (adjustments included); ``failed_retries`` counts retry_failed rows.
+    ``quota_minutes`` is ``analytics.usage.usage_series``'s minutes for the bucket (the plan's
+    rule, and the report's chart); ``all_minutes`` sums every kind (adjustments included);
+    ``failed_retries`` counts retry_failed rows.
     """
     trunc = TruncDay if granularity == "day" else TruncMonth
     rows = (
@@ -254,25 +256,31 @@ def usage_history_aggregates(subject: User, period: Period, *, granularity: str)
         .values("bucket")
         .annotate(
             entries=Count("id"),
-            quota_minutes=Sum("minutes", filter=Q(kind__in=UsageLog.QUOTA_KINDS), default=Decimal("0")),
             all_minutes=Sum("minutes", default=Decimal("0")),
             cost=Sum("provider_cost_usd", default=Decimal("0")),
             failed_retries=Count("id", filter=Q(kind=UsageLog.Kind.RETRY_FAILED)),
         )
         .order_by("bucket")
     )
+    quota = {
+        bucket["label"]: bucket["minutes"]
+        for bucket in usage_series(User.objects.filter(pk=subject.pk), period, granularity=granularity)
+    }
     fmt = "%Y-%m-%d" if granularity == "day" else "%Y-%m"
-    return [
-        AggregateRow(
-            label=_bucket_label(row["bucket"], period.tz, fmt),
-            entries=row["entries"],
-            quota_minutes=Decimal(row["quota_minutes"]).quantize(Decimal("0.01")),
-            all_minutes=Decimal(row["all_minutes"]).quantize(Decimal("0.01")),
-            provider_cost_usd=Decimal(row["cost"]).quantize(Decimal("0.0001")),
-            failed_retries=row["failed_retries"],
+    lines = []
+    for row in rows:
+        label = _bucket_label(row["bucket"], period.tz, fmt)
+        lines.append(
+            AggregateRow(
+                label=label,
+                entries=row["entries"],
+                quota_minutes=Decimal(str(quota.get(label, 0))).quantize(Decimal("0.01")),
+                all_minutes=Decimal(row["all_minutes"]).quantize(Decimal("0.01")),
+                provider_cost_usd=Decimal(row["cost"]).quantize(Decimal("0.0001")),
+                failed_retries=row["failed_retries"],
+            )
         )
-        for row in rows
-    ]
+    return lines
 
 
 def _bucket_label(bucket: datetime.datetime | datetime.date, tz: zoneinfo.ZoneInfo, fmt: str) -> str:

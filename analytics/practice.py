@@ -1,4 +1,4 @@
-"""The coach's practice at a glance, for the PDF report: sessions, hours and income they recorded.
+"""The coach's practice at a glance: sessions, hours and income they recorded (the PDF report shows it).
 
 This is the coach's own business (what they charged their clients, ``CoachingSession.fee_amount``
 in ``fee_currency``), never the product's revenue: nothing here reads payments or subscriptions.
