@@ -22,6 +22,7 @@ from urllib.request import url2pathname
 
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
 
 # WeasyPrint reports every layout step at INFO; the project's root logger is at INFO.
 logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
@@ -84,7 +85,8 @@ def pdf_write(
 ) -> None:
     """Write the report for ``context`` to ``target``; ``attachment`` (a CSV file) is embedded if given."""
     fetcher = fetcher or StaticFilesFetcher()
-    html = render_to_string(TEMPLATE, context.as_template_context())
+    with translation.override(context.language):
+        html = render_to_string(TEMPLATE, context.as_template_context())
     attachments = []
     if attachment is not None:
         attachments.append(
@@ -106,7 +108,14 @@ def pdf_export_write(job: ExportJob) -> tuple[BinaryIO, int]:
 
     Past the row budget the full history rides along as an attached CSV (``job.attachment_name``).
     """
-    context = report_context(job.subject, job.period, attachment_name=job.attachment_name, now=job.now)
+    context = report_context(
+        job.subject,
+        job.period,
+        attachment_name=job.attachment_name,
+        now=job.now,
+        record_id=job.record_id,
+        language=job.language or "en",
+    )
     out = tempfile.TemporaryFile()
     attachment = None
     try:

@@ -32,6 +32,8 @@ class ExportJob:
     bom: bool = True
     attachment_name: str = "usage-history.csv"  # the PDF's attached CSV, when it has one
     now: datetime.datetime | None = None
+    record_id: int | None = None  # the ExportRecord: the PDF prints it as the report number
+    language: str | None = None  # the reader's: the PDF's number format
 
 
 @dataclasses.dataclass(frozen=True)

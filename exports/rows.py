@@ -16,14 +16,14 @@ import zoneinfo
 from collections.abc import Iterator
 from decimal import Decimal
 
-from django.db.models import Case, CharField, Count, F, Func, Q, Sum, Value, When
+from django.db.models import Case, CharField, Count, F, Func, Min, Q, Sum, Value, When
 from django.db.models.functions import Concat, NullIf, TruncDay, TruncMonth
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from analytics.periods import Period
 from analytics.usage import usage_series
-from coaching.models import UsageLog, User
+from coaching.models import CoachingSession, UsageLog, User
 
 # OWASP "CSV Injection": a text cell a spreadsheet may run as a formula. The leads are OWASP's
 # (= + - @, tab, carriage return) plus line feed, their fullwidth forms (an East Asian input method
@@ -139,6 +139,17 @@ def usage_history_queryset(subject: User, period: Period):
     return UsageLog.objects.filter(user=subject, created_at__gte=period.start, created_at__lt=period.end).order_by(
         "created_at", "id"
     )
+
+
+def history_first_day(subject: User, tz: zoneinfo.ZoneInfo) -> datetime.date | None:
+    """The local day of the subject's first record: their first ledger row or first session (by date held).
+
+    None when they have neither. Period ``all`` starts here rather than at a fixed early date.
+    """
+    first_log = UsageLog.objects.filter(user=subject).aggregate(first=Min("created_at"))["first"]
+    first_session = CoachingSession.objects.alive().filter(coach=subject).aggregate(first=Min("session_date"))["first"]
+    days = [day for day in (first_log and first_log.astimezone(tz).date(), first_session) if day]
+    return min(days, default=None)
 
 
 def usage_history_count(subject: User, period: Period) -> int:

@@ -27,11 +27,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from analytics.periods import Period, PeriodError, parse_period
+from analytics.periods import FIRST_DATE, Period, PeriodError, local_midnight, parse_period
 from coaching.models import ExportRecord, Plan, User
 
 from .registry import FORMATS, REGISTRY, ExportJob, formats_allowed
 from .rows import header as rows_header
+from .rows import history_first_day
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ def usage_export(
         period = parse_period(params, tz=subject.tzinfo, now=now, default=DEFAULT_PERIOD)
     except PeriodError as exc:
         raise _refuse(ExportError(str(exc), field="period"), requester, fmt=fmt, subject=subject) from None
+    period = _from_first_record(period, subject, params)
     record = ExportRecord.objects.create(
         requested_by=requester,
         subject=subject,
@@ -186,6 +188,8 @@ def usage_export(
         # The PDF's attached CSV gets the ASCII name: WeasyPrint writes a PDF's legacy /F name as raw UTF-8.
         attachment_name=ascii_filename.removesuffix("." + export_format.extension) + ".csv",
         now=now,
+        record_id=record.pk,
+        language=requester.language,
     )
     try:
         write = export_format.write_function()
@@ -200,6 +204,15 @@ def usage_export(
         raise
     export_finish(record.pk, rows=rows, size=file.size)
     return file
+
+
+def _from_first_record(period: Period, subject: User, params: Mapping[str, str]) -> Period:
+    """Period ``all`` (or ``to`` without ``from``) starts on the subject's first record's day, not a fixed date."""
+    if period.key != "all" and (params.get("from") or not params.get("to")):
+        return period
+    first = history_first_day(subject, period.tz) or period.last_day
+    first = min(max(first, FIRST_DATE), period.last_day)
+    return dataclasses.replace(period, start=local_midnight(first, period.tz))
 
 
 def export_finish(record_id: int, *, rows: int, size: int, error: str = "") -> None:
