@@ -69,7 +69,7 @@ def xlsx_export_write(job: ExportJob) -> tuple[BinaryIO, int]:
     return out, rows
 
 
-def _text_cell(sheet, value: str) -> WriteOnlyCell:
+def text_cell(sheet, value: str) -> WriteOnlyCell:
     """A string cell, never a formula; formula-like text gets Excel's own "text" mark (quotePrefix)."""
     # XML turns a raw CR into LF on reading anyway; Excel's line break inside a cell is LF.
     value = ILLEGAL_CHARACTERS_RE.sub("", value).replace("\r\n", "\n").replace("\r", "\n")
@@ -97,7 +97,7 @@ def _sheet_fill(sheet, rows: Iterable[Sequence], *, header: Sequence[str]) -> in
         cells = []
         for value, number_format in zip(row, formats, strict=True):
             if isinstance(value, str):
-                cells.append(_text_cell(sheet, value))
+                cells.append(text_cell(sheet, value))
                 continue
             cell = WriteOnlyCell(sheet, value=_excel_value(value))
             if number_format and value is not None:

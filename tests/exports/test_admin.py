@@ -61,7 +61,12 @@ def test_usage_log_export_as_xlsx_keeps_numbers_typed(admin_client, coach, histo
     header, row = list(sheet.iter_rows(values_only=True))
     values = dict(zip(header, row, strict=True))
     assert values["seconds"] == -120 and Decimal(str(values["minutes"])) == Decimal("-2")
-    assert values["client__name"] == "'" + HOSTILE_CLIENT
+    # The text as typed, a string cell marked quotePrefix: Excel shows it and never runs it.
+    assert values["client__name"] == HOSTILE_CLIENT
+    cells = dict(zip(header, next(sheet.iter_rows(min_row=2)), strict=True))
+    assert cells["client__name"].data_type == "s" and cells["client__name"].quotePrefix is True
+    assert cells["user__email"].quotePrefix is False
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
 
 
 def test_session_export_follows_search(admin_client, coach, history):
