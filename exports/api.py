@@ -22,9 +22,9 @@ from rest_framework.views import APIView
 from analytics.api.params import PeriodQuerySerializer
 from coaching.api_errors import ErrorSerializer
 
+from .registry import FORMATS, REGISTRY
+from .rows import HEADER_STYLES
 from .services import (
-    CONTENT_TYPES,
-    FORMATS,
     ExportError,
     ExportFile,
     ExportForbidden,
@@ -88,11 +88,21 @@ class UsageHistoryExportApi(APIView):
         format = serializers.ChoiceField(
             choices=FORMATS,
             default="csv",
-            help_text="csv (every plan), pdf (student and up), xlsx (pro and coaching_school).",
+            help_text="One of the export formats: "
+            + ", ".join(f"{f.name} ({f.label}, {f.content_type})" for f in REGISTRY.values())
+            + ". Which ones a user gets is their plan's export_formats.",
             error_messages={"invalid_choice": f"Unknown format {{input!r}}: use one of {', '.join(FORMATS)}."},
         )
         bom = serializers.BooleanField(
             default=True, help_text="CSV only: start with a UTF-8 byte-order mark (for Excel). bom=0 to leave it out."
+        )
+
+        headers = serializers.ChoiceField(
+            choices=HEADER_STYLES,
+            default="labels",
+            help_text="CSV and XLSX column headers: labels in your language (zh-Hant or English, your profile's), "
+            "or keys: stable English names for scripts (created_at, time_zone, kind, …).",
+            error_messages={"invalid_choice": f"Unknown headers {{input!r}}: use one of {', '.join(HEADER_STYLES)}."},
         )
 
         class Meta:
@@ -103,9 +113,7 @@ class UsageHistoryExportApi(APIView):
         summary="Export usage history",
         parameters=[InputSerializer],
         responses={
-            (200, CONTENT_TYPES["csv"].split(";")[0]): OpenApiResponse(_BINARY, description=_FILE_HELP),
-            (200, CONTENT_TYPES["pdf"]): OpenApiResponse(_BINARY, description=_FILE_HELP),
-            (200, CONTENT_TYPES["xlsx"]): OpenApiResponse(_BINARY, description=_FILE_HELP),
+            **{(200, f.media_type): OpenApiResponse(_BINARY, description=_FILE_HELP) for f in REGISTRY.values()},
             (400, "application/json"): OpenApiResponse(ErrorSerializer, description="Bad format, dates or user id."),
             (401, "application/json"): OpenApiResponse(ErrorSerializer, description="Not logged in."),
             (403, "application/json"): OpenApiResponse(
@@ -127,7 +135,12 @@ class UsageHistoryExportApi(APIView):
         period_params = {key: raw[key] for key in ("period", "from", "to") if raw.get(key)}
         try:
             export = usage_export(
-                request.user, fmt=data["format"], params=period_params, user_id=data.get("user"), bom=data["bom"]
+                request.user,
+                fmt=data["format"],
+                params=period_params,
+                user_id=data.get("user"),
+                bom=data["bom"],
+                headers=data["headers"],
             )
         except ExportError as error:
             raise _api_error(error) from None

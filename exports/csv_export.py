@@ -2,10 +2,13 @@
 
 (Named ``csv_export``, not ``csv``: a module called ``csv`` would shadow the standard library's.)
 
-The file: UTF-8 with a byte-order mark by default (so Excel shows 王小明 rather than mojibake),
-one header row, ``\\n`` line ends, text quoted only when it must be, numbers written bare
-(``-2.00`` stays a number), datetimes ISO 8601 with their UTC offset, booleans ``true``/``false``,
-an empty cell for a missing value. Excel, LibreOffice and Google Sheets read it as is.
+The file (RFC 4180): UTF-8 with a byte-order mark by default (so Excel shows 王小明 rather than
+mojibake), one header row (column labels in the reader's language, or stable English keys), CRLF
+line ends, a cell quoted when it holds a comma, a quote, a CR or a LF (and only then), numbers
+written bare with no thousands separator (``-2.00`` stays a number), date-times as local wall time
+``2026-04-01 01:30:00`` with the zone in the ``time_zone`` column (Excel and LibreOffice read that
+as a date-time; an ISO ``T…+08:00`` stays text), booleans ``true``/``false``, an empty cell for a
+missing value. Text a spreadsheet could run as a formula gets a leading ``'`` (``rows.neutralise``).
 
 Two engines write exactly the same bytes (a test on PostgreSQL compares them):
 
@@ -17,8 +20,8 @@ Two engines write exactly the same bytes (a test on PostgreSQL compares them):
                 throughput; this one keeps the formatting in the database (see
                 ``benchmarks/exports.py`` and docs/exports.md).
 
-Line ends are ``\\n`` because that is what COPY writes; every spreadsheet and the ``csv``
-module read them.
+COPY ends its lines with ``\\n`` whatever the data; ``CopyChunks`` turns each row's end into CRLF
+(psycopg hands over exactly one row per block, so a LF inside a quoted cell is never touched).
 """
 
 from __future__ import annotations
@@ -33,26 +36,28 @@ from django.db import connections
 from analytics.periods import Period
 from coaching.models import User
 
-from .rows import COLUMNS, HEADER, usage_history_rows, usage_history_sql_rows
+from .registry import ExportJob
+from .rows import COLUMNS, DATETIME_FORMAT, HEADER, neutralise, usage_history_rows, usage_history_sql_rows
 
 BOM = "\ufeff"
 # Bytes gathered before a chunk is handed to the server: big enough to amortise the per-chunk
 # cost, small enough that the first bytes reach the browser at once.
 CHUNK_CHARS = 64 * 1024
-CONTENT_TYPE = "text/csv; charset=utf-8"
-LINE_END = "\n"
+LINE_END = "\r\n"
 
 
 def cell_text(value) -> object:
-    """A typed cell as CSV text; numbers and strings pass through (the csv module writes them)."""
+    """A typed cell as CSV text; numbers pass through (the csv module writes them), text is neutralised."""
     if value is None:
         return ""
     if value is True:
         return "true"
     if value is False:
         return "false"
+    if isinstance(value, str):
+        return neutralise(value)
     if isinstance(value, datetime.datetime):
-        return value.isoformat(timespec="seconds")
+        return value.strftime(DATETIME_FORMAT)  # already in the period's zone (the time_zone column)
     if isinstance(value, datetime.date):
         return value.isoformat()
     return value
@@ -99,14 +104,15 @@ class CsvChunks(_Chunks):
         writer = csv.writer(buffer, lineterminator=LINE_END)
         # Which positions need converting, worked out once: most cells go to the writer untouched.
         kinds = [column.kind for column in COLUMNS] if len(self._header) == len(COLUMNS) else None
-        convert = [i for i, kind in enumerate(kinds or ()) if kind in ("datetime", "date", "bool")]
+        convert = [i for i, kind in enumerate(kinds or ()) if kind in ("datetime", "date", "bool", "text")]
         for row in self._rows:
             if kinds is None:
                 cells = [cell_text(value) for value in row]
             else:
                 cells = list(row)
                 for i in convert:
-                    cells[i] = cell_text(cells[i])
+                    if cells[i] is not None:
+                        cells[i] = cell_text(cells[i])
             writer.writerow(cells)
             self.rows += 1
             if buffer.tell() >= CHUNK_CHARS:
@@ -147,30 +153,40 @@ class CopyChunks(_Chunks):
             cursor = wrapper.cursor  # psycopg's own: Django's wrapper has no copy()
             cursor.execute("SELECT set_config('TimeZone', %s, false)", [self._time_zone])
             try:
-                pending = bytearray()
+                pending, rows = bytearray(), 0
                 with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
-                    for block in copy:  # psycopg hands over one row at a time
-                        pending += block
+                    for block in copy:  # exactly one row per block (libpq's PQgetCopyData), ending in LF
+                        if block[-1:] != b"\n":  # a memoryview
+                            raise RuntimeError("COPY returned a partial row: cannot end it with CRLF.")
+                        pending += block[:-1]
+                        pending += b"\r\n"
+                        rows += 1
                         if len(pending) >= CHUNK_CHARS:
-                            yield self._counted(bytes(pending))
-                            pending.clear()
+                            yield self._counted(bytes(pending), rows)
+                            pending, rows = bytearray(), 0
                 if pending:
-                    yield self._counted(bytes(pending))
+                    yield self._counted(bytes(pending), rows)
                 self.rows = cursor.rowcount  # exact, from COPY's own count
             finally:
                 cursor.execute("SELECT set_config('TimeZone', %s, false)", [connection.timezone_name])
 
-    def _counted(self, chunk: bytes) -> bytes:
-        # Provisional, until COPY reports its count: a line end inside a quoted cell counts twice.
-        self.rows += chunk.count(b"\n")
+    def _counted(self, chunk: bytes, rows: int) -> bytes:
+        self.rows += rows
         return chunk
 
 
-def usage_history_csv(subject: User, period: Period, *, bom: bool = True, engine: str = "auto") -> _Chunks:
+def usage_history_csv(
+    subject: User, period: Period, *, bom: bool = True, engine: str = "auto", header: Sequence[str] = HEADER
+) -> _Chunks:
     """The subject's usage history as CSV chunks; ``engine`` ``auto`` (COPY on PostgreSQL), ``copy`` or ``orm``."""
     queryset_db = usage_history_sql_rows(subject, period).db
     if engine == "auto":
         engine = "copy" if connections[queryset_db].vendor == "postgresql" else "orm"
     if engine == "copy":
-        return CopyChunks(usage_history_sql_rows(subject, period), time_zone=str(period.tz), bom=bom)
-    return CsvChunks(usage_history_rows(subject, period), bom=bom)
+        return CopyChunks(usage_history_sql_rows(subject, period), time_zone=str(period.tz), header=header, bom=bom)
+    return CsvChunks(usage_history_rows(subject, period), header=header, bom=bom)
+
+
+def csv_export_write(job: ExportJob) -> _Chunks:
+    """The registry's CSV writer: the usage history as a stream of chunks (see ``usage_history_csv``)."""
+    return usage_history_csv(job.subject, job.period, bom=job.bom, header=job.header)

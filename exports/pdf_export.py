@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from urllib.request import url2pathname
 
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
 
 # WeasyPrint reports every layout step at INFO; the project's root logger is at INFO.
 logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
@@ -28,9 +30,10 @@ logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 from weasyprint import HTML, Attachment  # noqa: E402
 from weasyprint.urls import URLFetcher, URLFetcherResponse  # noqa: E402
 
-from .report import ReportContext  # noqa: E402
+from .csv_export import usage_history_csv  # noqa: E402
+from .registry import ExportJob  # noqa: E402
+from .report import ReportContext, report_context  # noqa: E402
 
-CONTENT_TYPE = "application/pdf"
 TEMPLATE = "exports/usage_report.html"
 
 
@@ -82,7 +85,8 @@ def pdf_write(
 ) -> None:
     """Write the report for ``context`` to ``target``; ``attachment`` (a CSV file) is embedded if given."""
     fetcher = fetcher or StaticFilesFetcher()
-    html = render_to_string(TEMPLATE, context.as_template_context())
+    with translation.override(context.language):
+        html = render_to_string(TEMPLATE, context.as_template_context())
     attachments = []
     if attachment is not None:
         attachments.append(
@@ -97,3 +101,34 @@ def pdf_write(
         )
     document = HTML(string=html, base_url=str(fetcher.root) + "/", url_fetcher=fetcher)
     document.write_pdf(target, attachments=attachments)
+
+
+def pdf_export_write(job: ExportJob) -> tuple[BinaryIO, int]:
+    """The registry's PDF writer: the report in an anonymous temporary file, and its number of ledger rows.
+
+    Past the row budget the full history rides along as an attached CSV (``job.attachment_name``).
+    """
+    context = report_context(
+        job.subject,
+        job.period,
+        attachment_name=job.attachment_name,
+        now=job.now,
+        record_id=job.record_id,
+        language=job.language or "en",
+    )
+    out = tempfile.TemporaryFile()
+    attachment = None
+    try:
+        if context.detail_mode != "rows":
+            attachment = tempfile.TemporaryFile()
+            for chunk in usage_history_csv(job.subject, job.period, bom=True, header=job.header):
+                attachment.write(chunk)
+            attachment.seek(0)
+        pdf_write(context, out, attachment=attachment)
+    except BaseException:
+        out.close()
+        raise
+    finally:
+        if attachment is not None:
+            attachment.close()
+    return out, context.row_count

@@ -3,7 +3,7 @@
 The numbers come from ``analytics.usage`` (the dashboard's own functions) and the charts from
 ``analytics.charts`` (the dashboard's own specs, drawn as SVG by ``exports.svg``), so paper and
 screen never disagree. The coach's practice (sessions, hours, income they recorded) comes from
-``exports.practice``.
+``analytics.practice``.
 
 Row budget: WeasyPrint lays out roughly 125 table rows a second here, so a detail table of 10,000
 ledger rows would take over a minute and a gigabyte. Up to ``ROW_BUDGET`` rows the report lists
@@ -21,12 +21,11 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from analytics import charts
+from analytics import charts, practice
 from analytics.periods import Period
-from analytics.usage import PlanUsage, UsageSummary, plan_usage, sessions_by_status, usage_series, usage_summary
+from analytics.usage import PlanUsage, UsageSummary, plan_usage, usage_series, usage_summary
 from coaching.models import User
 
-from . import practice
 from .rows import AggregateRow, usage_history_aggregates, usage_history_count, usage_history_rows
 from .svg import chart_svg
 
@@ -54,6 +53,34 @@ class ReportContext:
     aggregate_rows: list[AggregateRow]
     attachment_name: str
     row_budget: int
+    record_id: int | None = None  # the export record: printed as the report number
+    language: str = "en"  # the reader's: numbers are grouped as they write them
+
+    @property
+    def report_number(self) -> str:
+        return f"{self.record_id:06d}" if self.record_id is not None else "draft"
+
+    @property
+    def detail_minutes_total(self) -> Decimal:
+        """Minutes of every listed row (all kinds), or of every day/month line: the table's own total."""
+        if self.detail_mode == "rows":
+            return sum((row[9] for row in self.detail_rows), Decimal("0.00"))
+        return sum((line.all_minutes for line in self.aggregate_rows), Decimal("0.00"))
+
+    @property
+    def detail_failed_retries(self) -> int:
+        return sum(line.failed_retries for line in self.aggregate_rows)
+
+    @property
+    def detail_has_missing(self) -> bool:
+        """Some listed row's session or client no longer exists (its cells print as —)."""
+        return any(row[3] is None or row[4] is None for row in self.detail_rows)
+
+    @property
+    def practice_has_missing_fee(self) -> bool:
+        """Some income cell prints as — (a month without a fee in one of the currencies, a client without any)."""
+        months = any(set(line.income) != set(self.currencies) for line in self.practice_months)
+        return months or any(not line.income for line in self.practice_clients)
 
     @property
     def failure_percent(self) -> Decimal | None:
@@ -69,6 +96,12 @@ class ReportContext:
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)} | {
             "currencies": self.currencies,
             "failure_percent": self.failure_percent,
+            "report_number": self.report_number,
+            "detail_minutes_total": self.detail_minutes_total,
+            "detail_failed_retries": self.detail_failed_retries,
+            "detail_has_missing": self.detail_has_missing,
+            "practice_has_missing_fee": self.practice_has_missing_fee,
+            "clients_other": self.clients_total - len(self.practice_clients),
         }
 
 
@@ -79,6 +112,8 @@ def report_context(
     attachment_name: str,
     row_budget: int | None = None,
     now: datetime.datetime | None = None,
+    record_id: int | None = None,
+    language: str = "en",
 ) -> ReportContext:
     """The report for ``subject`` over ``period``, as of ``now``; ``row_budget`` defaults to ``ROW_BUDGET``."""
     now = now or timezone.now()
@@ -88,12 +123,16 @@ def report_context(
     series = usage_series(scope, period, now=now)
     specs = [
         charts.minutes_chart(series, limit=subject.plan.minutes_per_month),
-        charts.sessions_by_status_chart(sessions_by_status(scope, period)),
+        # The sessions the summary counts (first transcribed in the period), so page 1 has one session count.
+        {
+            **charts.sessions_by_status_chart(practice.transcribed_sessions_by_status(subject, period)),
+            "title": "Sessions transcribed in the period, by status now",
+        },
         charts.exports_by_format_chart(summary.exports_by_format),
     ]
     row_count = usage_history_count(subject, period)
     if row_count <= row_budget:
-        mode, detail, aggregates = "rows", list(usage_history_rows(subject, period, spreadsheet_safe=False)), []
+        mode, detail, aggregates = "rows", list(usage_history_rows(subject, period)), []
     else:
         mode = period.granularity  # as the charts bucket: by day up to 92 days, else by month
         detail, aggregates = [], usage_history_aggregates(subject, period, granularity=mode)
@@ -120,4 +159,6 @@ def report_context(
         aggregate_rows=aggregates,
         attachment_name=attachment_name,
         row_budget=row_budget,
+        record_id=record_id,
+        language=language,
     )

@@ -1,20 +1,26 @@
 """django-import-export resources for the admin's Export button and "Export selected" action.
 
 Export only (the ledger is append-only; nothing here imports). CSV (with a BOM, like the
-product's own CSV) and XLSX. Text cells get the same OWASP neutralisation as the usage-history
-files (``exports.rows.neutralise``); numbers, dates and booleans are left alone, so ``-2.00``
-stays a number. import-export's own ``IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT`` is not used:
-it deletes a leading ``=`` (changing the data) and ignores ``+ - @``, tab and carriage return.
+product's own CSV) and XLSX, each made formula-safe the way the usage-history files are: CSV text
+cells get a leading ``'`` (``exports.rows.neutralise``); XLSX text cells keep the text as typed,
+stored as strings with Excel's ``quotePrefix`` when formula-like (``TextSafeXLSX``). Numbers,
+dates and booleans are left alone, so ``-2.00`` stays a number. import-export's own
+``IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT`` is not used: it deletes a leading ``=`` (changing
+the data) and ignores ``+ - @``, tab and carriage return.
 """
 
 from __future__ import annotations
 
+import io
+
 from import_export import resources, widgets
 from import_export.formats import base_formats
+from openpyxl import Workbook
 
 from coaching.models import CoachingSession, Payment, UsageLog, User
 
 from .rows import neutralise
+from .xlsx_export import text_cell
 
 # Widgets whose cells are not free text: never prefixed.
 TYPED_WIDGETS = (
@@ -34,7 +40,25 @@ class CSVWithBOM(base_formats.CSV):
         return "\ufeff" + super().export_data(dataset, **kwargs)
 
 
-EXPORT_FORMATS = [CSVWithBOM, base_formats.XLSX]
+class TextSafeXLSX(base_formats.XLSX):
+    """XLSX whose text cells are strings, never formulas (``xlsx_export.text_cell``); other cells typed.
+
+    Rows come with native types (numbers, naive local datetimes, booleans): ``SafeExportAdminMixin``
+    asks for them, as import-export does for its own XLSX class.
+    """
+
+    def export_data(self, dataset, **kwargs):
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet(title=(dataset.title or "Export")[:31])
+        sheet.append([text_cell(sheet, str(header)) for header in dataset.headers or ()])
+        for row in dataset:
+            sheet.append([text_cell(sheet, value) if isinstance(value, str) else value for value in row])
+        out = io.BytesIO()
+        workbook.save(out)
+        return out.getvalue()
+
+
+EXPORT_FORMATS = [CSVWithBOM, TextSafeXLSX]
 
 
 class SafeExportResource(resources.ModelResource):
@@ -42,6 +66,8 @@ class SafeExportResource(resources.ModelResource):
 
     def export_field(self, field, instance, **kwargs):
         value = super().export_field(field, instance, **kwargs)
+        if kwargs.get("force_native_type"):  # XLSX: the format marks text cells itself
+            return value
         if isinstance(value, str) and not isinstance(field.widget, TYPED_WIDGETS):
             return neutralise(value)
         return value

@@ -11,19 +11,28 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 import zoneinfo
 from collections.abc import Iterator
 from decimal import Decimal
 
-from django.db.models import Case, CharField, Count, F, Func, Q, Sum, Value, When
-from django.db.models.functions import Concat, Left, NullIf, TruncDay, TruncMonth
-from django.db.models.lookups import In
+from django.db.models import Case, CharField, Count, F, Func, Min, Q, Sum, Value, When
+from django.db.models.functions import Concat, NullIf, TruncDay, TruncMonth
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
 from analytics.periods import Period
-from coaching.models import UsageLog, User
+from analytics.usage import usage_series
+from coaching.models import CoachingSession, UsageLog, User
 
-# OWASP "CSV Injection": a cell starting with one of these may be run as a formula by a spreadsheet.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# OWASP "CSV Injection": a text cell a spreadsheet may run as a formula. The leads are OWASP's
+# (= + - @, tab, carriage return) plus line feed, their fullwidth forms (an East Asian input method
+# types ＝ for =, and some spreadsheets fold it back) and any of = + - @ behind leading spaces
+# (spreadsheets trim them before they parse). One pattern, read by Python's ``re`` for the ORM writer
+# and the XLSX, and by PostgreSQL's ``~`` for the COPY engine, so both engines agree.
+FORMULA_LEADS = "=+@＝＋－＠-"  # "-" last: literal inside a bracket expression
+FORMULA_PATTERN = f"^[\t\r\n]|^[ \u3000]*[{FORMULA_LEADS}]"
+_FORMULA = re.compile(FORMULA_PATTERN)
 
 # Rows fetched from the database per round trip while streaming (a server-side cursor on PostgreSQL).
 CHUNK_SIZE = 5000
@@ -31,32 +40,61 @@ CHUNK_SIZE = 5000
 
 @dataclasses.dataclass(frozen=True)
 class Column:
-    """One column of the usage history: its header and what a cell holds."""
+    """One column of the usage history: its key (the ``?headers=keys`` header), its label and its cells."""
 
     name: str
-    kind: str  # "datetime", "date", "text", "int", "decimal", "bool"
+    kind: str  # "datetime", "date", "text" (typed by a user), "code" (one of ours), "int", "decimal", "bool"
+    label: str  # translated when the header is written (the reader's language)
     description: str
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("created_at", "datetime", "When the usage was recorded, ISO 8601 in the subject's time zone."),
-    Column("kind", "text", "original, retry_failed (free retry), retry_success (paid re-run) or adjustment."),
-    Column("session_title", "text", "The coaching session's title."),
-    Column("client", "text", "The client (coachee) the session was with."),
-    Column("session_status", "text", "The session's transcription status now."),
-    Column("session_date", "date", "The day the session took place."),
-    Column("provider", "text", "Speech-to-text provider (google, assemblyai)."),
-    Column("seconds", "int", "Audio seconds transcribed (negative for a correcting adjustment)."),
-    Column("minutes", "decimal", "seconds / 60, two places, rounded half up."),
-    Column("counts_toward_quota", "bool", "true for original and retry_success rows: what the plan limit counts."),
-    Column("billable", "bool", "Whether the row was billable."),
-    Column("provider_cost_usd", "decimal", "What the provider charged, in US dollars."),
-    Column("plan", "text", "The subject's plan when the usage happened."),
-    Column("usage_log_id", "int", "The ledger row's id."),
+    Column(
+        "created_at",
+        "datetime",
+        _("Recorded at"),
+        "When the usage was recorded: local date and time (YYYY-MM-DD HH:MM:SS) in the time_zone column's zone.",
+    ),
+    Column("time_zone", "code", _("Time zone"), "The IANA time zone of created_at (the subject's), e.g. Asia/Taipei."),
+    Column(
+        "kind",
+        "code",
+        _("Kind"),
+        "original, retry_failed (free retry), retry_success (paid re-run) or adjustment.",
+    ),
+    Column("session_title", "text", _("Session"), "The coaching session's title."),
+    Column("client", "text", _("Client"), "The client (coachee) the session was with."),
+    Column("session_status", "code", _("Session status"), "The session's transcription status now."),
+    Column("session_date", "date", _("Session date"), "The day the session took place."),
+    Column("provider", "text", _("Provider"), "Speech-to-text provider (google, assemblyai)."),
+    Column("seconds", "int", _("Seconds"), "Audio seconds transcribed (negative for a correcting adjustment)."),
+    Column("minutes", "decimal", _("Minutes"), "seconds / 60, two places, rounded half up."),
+    Column(
+        "counts_toward_quota",
+        "bool",
+        _("Counts toward quota"),
+        "true for original and retry_success rows: what the plan limit counts.",
+    ),
+    Column("billable", "bool", _("Billable"), "Whether the row was billable."),
+    Column("provider_cost_usd", "decimal", _("Provider cost (USD)"), "What the provider charged, in US dollars."),
+    Column("plan", "text", _("Plan"), "The subject's plan when the usage happened."),
+    Column("usage_log_id", "int", _("Ledger entry"), "The ledger row's id."),
 )
 HEADER: tuple[str, ...] = tuple(column.name for column in COLUMNS)
+HEADER_STYLES = ("labels", "keys")
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # local wall time; the zone is the time_zone column
 
-# The ledger fields behind COLUMNS, in the same order (created_at converted, counts_toward_quota derived).
+
+def header(style: str = "keys", *, language: str | None = None) -> tuple[str, ...]:
+    """The header row: stable English keys (``keys``), or the column labels in ``language``."""
+    if style == "keys":
+        return HEADER
+    with translation.override(language or translation.get_language()):
+        return tuple(str(column.label) for column in COLUMNS)
+
+
+# The ledger fields behind COLUMNS, in the same order (created_at converted, time_zone and
+# counts_toward_quota derived).
 _FIELDS = (
     "created_at",
     "kind",
@@ -75,14 +113,25 @@ _FIELDS = (
 _QUOTA_KINDS = frozenset(str(kind) for kind in UsageLog.QUOTA_KINDS)
 
 
-def neutralise(value: str) -> str:
-    """A text cell made spreadsheet-safe: prefix a single quote if it starts with a formula trigger.
+def formula_like(value: str) -> bool:
+    """True for text a spreadsheet could run as a formula (``FORMULA_PATTERN``)."""
+    return _FORMULA.match(value) is not None
 
-    Only text is touched; numbers are never passed here, so ``-12.5`` stays a number.
+
+def text_clean(value: str) -> str:
+    """Text as a file can hold it: NUL removed (PostgreSQL never stores one; the csv module's reader
+    rejects a file holding one, and XML cannot hold it)."""
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def neutralise(value: str) -> str:
+    """A CSV text cell made spreadsheet-safe: NUL removed, a single quote before a formula-like lead.
+
+    Only text is touched; numbers are never passed here, so ``-12.5`` stays a number. (The XLSX
+    keeps the text as it is and marks the cell as text instead: ``xlsx_export``.)
     """
-    if value and value.startswith(FORMULA_TRIGGERS):
-        return "'" + value
-    return value
+    value = text_clean(value)
+    return "'" + value if value and formula_like(value) else value
 
 
 def usage_history_queryset(subject: User, period: Period):
@@ -92,43 +141,50 @@ def usage_history_queryset(subject: User, period: Period):
     )
 
 
+def history_first_day(subject: User, tz: zoneinfo.ZoneInfo) -> datetime.date | None:
+    """The local day of the subject's first record: their first ledger row or first session (by date held).
+
+    None when they have neither. Period ``all`` starts here rather than at a fixed early date.
+    """
+    first_log = UsageLog.objects.filter(user=subject).aggregate(first=Min("created_at"))["first"]
+    first_session = CoachingSession.objects.alive().filter(coach=subject).aggregate(first=Min("session_date"))["first"]
+    days = [day for day in (first_log and first_log.astimezone(tz).date(), first_session) if day]
+    return min(days, default=None)
+
+
 def usage_history_count(subject: User, period: Period) -> int:
     return usage_history_queryset(subject, period).count()
 
 
-def usage_history_rows(
-    subject: User, period: Period, *, spreadsheet_safe: bool = True, chunk_size: int = CHUNK_SIZE
-) -> Iterator[tuple]:
+def usage_history_rows(subject: User, period: Period, *, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple]:
     """Typed rows in ``COLUMNS`` order, streamed from the database.
 
     ``created_at`` is an aware datetime in the period's time zone; numbers are ``int``/``Decimal``;
-    ``None`` where the session or client no longer exists. ``spreadsheet_safe`` neutralises text
-    (for CSV and XLSX; the PDF shows text as it is, escaped by the template).
+    ``None`` where the session or client no longer exists. Text is as the user typed it, NUL
+    removed: each writer makes it safe its own way (CSV ``neutralise``, XLSX a text cell, the PDF
+    template's escaping).
     """
     tz: zoneinfo.ZoneInfo = period.tz
-    safe = neutralise if spreadsheet_safe else _same
+    zone = str(tz)
     rows = usage_history_queryset(subject, period).values_list(*_FIELDS).iterator(chunk_size=chunk_size)
     for created, kind, title, client, status, day, provider, seconds, minutes, billable, cost, plan, pk in rows:
         yield (
             created.astimezone(tz),
+            zone,
             kind,
-            safe(title) if title else title,
-            safe(client) if client else client,
+            text_clean(title) if title else title,
+            text_clean(client) if client else client,
             status,
             day,
-            safe(provider) if provider else provider,
+            provider,
             seconds,
             minutes,
             kind in _QUOTA_KINDS,
             billable,
             cost,
-            safe(plan) if plan else plan,
+            plan,
             pk,
         )
-
-
-def _same(value: str) -> str:
-    return value
 
 
 class _ToChar(Func):
@@ -142,10 +198,12 @@ class _ToChar(Func):
 
 
 def _sql_text(field: str):
-    """A text column as the CSV shows it: neutralised (same rule as ``neutralise``), empty as NULL."""
-    starts_with_trigger = In(Left(F(field), 1), list(FORMULA_TRIGGERS))
+    """A text column as the CSV shows it: neutralised (``FORMULA_PATTERN``, as ``neutralise``), empty as NULL.
+
+    PostgreSQL text never holds NUL, so there is nothing to remove.
+    """
     safe = Case(
-        When(starts_with_trigger, then=Concat(Value("'"), F(field), output_field=CharField())),
+        When(**{f"{field}__regex": FORMULA_PATTERN}, then=Concat(Value("'"), F(field), output_field=CharField())),
         default=F(field),
         output_field=CharField(),
     )
@@ -164,7 +222,8 @@ def usage_history_sql_rows(subject: User, period: Period):
     caller sets the session to ``period.tz`` for the statement (``csv_export.CopyChunks``).
     """
     return usage_history_queryset(subject, period).values_list(
-        _ToChar(F("created_at"), 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'),
+        _ToChar(F("created_at"), "YYYY-MM-DD HH24:MI:SS"),
+        Value(str(period.tz), output_field=CharField()),
         "kind",
         _sql_text("session__title"),
         _sql_text("client__name"),
@@ -196,8 +255,9 @@ class AggregateRow:
 def usage_history_aggregates(subject: User, period: Period, *, granularity: str) -> list[AggregateRow]:
     """Ledger rows per local ``day`` or ``month`` of the period, only buckets with rows, oldest first.
 
-    ``quota_minutes`` sums original + retry_success minutes (what the plan counts); ``all_minutes``
-    sums every kind (adjustments included); ``failed_retries`` counts retry_failed rows.
+    ``quota_minutes`` is ``analytics.usage.usage_series``'s minutes for the bucket (the plan's
+    rule, and the report's chart); ``all_minutes`` sums every kind (adjustments included);
+    ``failed_retries`` counts retry_failed rows.
     """
     trunc = TruncDay if granularity == "day" else TruncMonth
     rows = (
@@ -207,25 +267,31 @@ def usage_history_aggregates(subject: User, period: Period, *, granularity: str)
         .values("bucket")
         .annotate(
             entries=Count("id"),
-            quota_minutes=Sum("minutes", filter=Q(kind__in=UsageLog.QUOTA_KINDS), default=Decimal("0")),
             all_minutes=Sum("minutes", default=Decimal("0")),
             cost=Sum("provider_cost_usd", default=Decimal("0")),
             failed_retries=Count("id", filter=Q(kind=UsageLog.Kind.RETRY_FAILED)),
         )
         .order_by("bucket")
     )
+    quota = {
+        bucket["label"]: bucket["minutes"]
+        for bucket in usage_series(User.objects.filter(pk=subject.pk), period, granularity=granularity)
+    }
     fmt = "%Y-%m-%d" if granularity == "day" else "%Y-%m"
-    return [
-        AggregateRow(
-            label=_bucket_label(row["bucket"], period.tz, fmt),
-            entries=row["entries"],
-            quota_minutes=Decimal(row["quota_minutes"]).quantize(Decimal("0.01")),
-            all_minutes=Decimal(row["all_minutes"]).quantize(Decimal("0.01")),
-            provider_cost_usd=Decimal(row["cost"]).quantize(Decimal("0.0001")),
-            failed_retries=row["failed_retries"],
+    lines = []
+    for row in rows:
+        label = _bucket_label(row["bucket"], period.tz, fmt)
+        lines.append(
+            AggregateRow(
+                label=label,
+                entries=row["entries"],
+                quota_minutes=Decimal(str(quota.get(label, 0))).quantize(Decimal("0.01")),
+                all_minutes=Decimal(row["all_minutes"]).quantize(Decimal("0.01")),
+                provider_cost_usd=Decimal(row["cost"]).quantize(Decimal("0.0001")),
+                failed_retries=row["failed_retries"],
+            )
         )
-        for row in rows
-    ]
+    return lines
 
 
 def _bucket_label(bucket: datetime.datetime | datetime.date, tz: zoneinfo.ZoneInfo, fmt: str) -> str:

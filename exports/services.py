@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import BinaryIO
@@ -28,18 +27,16 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from analytics.periods import Period, PeriodError, parse_period
+from analytics.periods import FIRST_DATE, Period, PeriodError, local_midnight, parse_period
 from coaching.models import ExportRecord, Plan, User
 
-from . import csv_export, xlsx_export
-from .csv_export import usage_history_csv
-from .report import report_context
-from .rows import usage_history_rows
+from .registry import FORMATS, REGISTRY, ExportJob, formats_allowed
+from .rows import header as rows_header
+from .rows import history_first_day
 
 logger = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = tuple(ExportRecord.Format.values)
-CONTENT_TYPES = {"csv": csv_export.CONTENT_TYPE, "pdf": "application/pdf", "xlsx": xlsx_export.CONTENT_TYPE}
+CONTENT_TYPES = {name: f.content_type for name, f in REGISTRY.items()}
 DEFAULT_PERIOD = "month"
 
 
@@ -76,11 +73,12 @@ class ExportFile:
 
 
 def export_filenames(subject: User, period: Period, fmt: str) -> tuple[str, str]:
-    """``usage-history_<name>_<first day>_<last day>.<fmt>``: as the user reads it, and an ASCII fallback."""
+    """``usage-history_<name>_<first day>_<last day>.<extension>``: as the user reads it, and an ASCII fallback."""
     ascii_slug = slugify(subject.name) or slugify(subject.email.split("@")[0]) or str(subject.pk)[:8]
     slug = slugify(subject.name, allow_unicode=True) or ascii_slug
     dates = f"{period.first_day.isoformat()}_{period.last_day.isoformat()}"
-    return f"usage-history_{slug}_{dates}.{fmt}", f"usage-history_{ascii_slug}_{dates}.{fmt}"
+    extension = REGISTRY[fmt].extension
+    return f"usage-history_{slug}_{dates}.{extension}", f"usage-history_{ascii_slug}_{dates}.{extension}"
 
 
 def export_rejected(
@@ -131,8 +129,8 @@ def export_subject(requester: User, user_id: uuid.UUID | str | None, *, fmt: str
 
 
 def plan_format_message(plan: Plan, fmt: str, *, own: bool) -> str:
-    allowed = ", ".join(f.upper() for f in plan.export_formats) or "none"
-    plans_with = [p.name for p in Plan.objects.filter(is_active=True) if p.allows_format(fmt)]
+    allowed = ", ".join(f.name.upper() for f in formats_allowed(plan)) or "none"
+    plans_with = [p.name for p in Plan.objects.filter(is_active=True) if REGISTRY[fmt].allowed(p)]
     whose = "Your" if own else "This user's"
     message = f"{whose} plan, {plan.name} ({plan.code}), does not include {fmt.upper()} exports: it allows {allowed}."
     if plans_with:
@@ -147,26 +145,30 @@ def usage_export(
     params: Mapping[str, str],
     user_id: uuid.UUID | str | None = None,
     bom: bool = True,
+    headers: str = "labels",
     now: datetime.datetime | None = None,
 ) -> ExportFile:
     """Export the usage history of ``user_id`` (default: the requester) as ``fmt``.
 
     ``params`` holds ``from``/``to`` (dates, ``to`` inclusive) or ``period`` (default this
-    calendar month), read in the subject's time zone. Raises ``ExportError`` (400/403/404)
-    after recording the refusal.
+    calendar month), read in the subject's time zone. ``headers``: spreadsheet column headers as
+    ``labels`` in the requester's language, or the stable English ``keys`` (for scripts). Raises
+    ``ExportError`` (400/403/404) after recording the refusal.
     """
     if fmt not in FORMATS:
         raise _refuse(
             ExportError(f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)}.", field="format"), requester, fmt=fmt
         )
     subject = export_subject(requester, user_id, fmt=fmt)
-    if not subject.plan.allows_format(fmt):
+    export_format = REGISTRY[fmt]
+    if not export_format.allowed(subject.plan):
         message = plan_format_message(subject.plan, fmt, own=subject.pk == requester.pk)
         raise _refuse(ExportForbidden(message, field="format"), requester, fmt=fmt, subject=subject)
     try:
         period = parse_period(params, tz=subject.tzinfo, now=now, default=DEFAULT_PERIOD)
     except PeriodError as exc:
         raise _refuse(ExportError(str(exc), field="period"), requester, fmt=fmt, subject=subject) from None
+    period = _from_first_record(period, subject, params)
     record = ExportRecord.objects.create(
         requested_by=requester,
         subject=subject,
@@ -177,14 +179,24 @@ def usage_export(
         started_at=timezone.now(),
     )
     filename, ascii_filename = export_filenames(subject, period, fmt)
-    file = ExportFile(record.pk, fmt, b"", CONTENT_TYPES[fmt], filename, ascii_filename, None)
+    file = ExportFile(record.pk, fmt, b"", export_format.content_type, filename, ascii_filename, None)
+    job = ExportJob(
+        subject=subject,
+        period=period,
+        header=rows_header(headers, language=requester.language),
+        bom=bom,
+        # The PDF's attached CSV gets the ASCII name: WeasyPrint writes a PDF's legacy /F name as raw UTF-8.
+        attachment_name=ascii_filename.removesuffix("." + export_format.extension) + ".csv",
+        now=now,
+        record_id=record.pk,
+        language=requester.language,
+    )
     try:
-        if fmt == "csv":
-            file.content = RecordedStream(usage_history_csv(subject, period, bom=bom), record_id=record.pk)
+        write = export_format.write_function()
+        if export_format.streamed:
+            file.content = RecordedStream(write(job), record_id=record.pk)
             return file
-        render = _render_pdf if fmt == "pdf" else _render_xlsx
-        # The attached CSV gets the ASCII name: WeasyPrint writes a PDF's legacy /F name as raw UTF-8.
-        file.content, rows = render(subject, period, csv_name=ascii_filename.removesuffix(".pdf") + ".csv", now=now)
+        file.content, rows = write(job)
         file.size = file.content.seek(0, 2)
         file.content.seek(0)
     except Exception as exc:
@@ -192,6 +204,15 @@ def usage_export(
         raise
     export_finish(record.pk, rows=rows, size=file.size)
     return file
+
+
+def _from_first_record(period: Period, subject: User, params: Mapping[str, str]) -> Period:
+    """Period ``all`` (or ``to`` without ``from``) starts on the subject's first record's day, not a fixed date."""
+    if period.key != "all" and (params.get("from") or not params.get("to")):
+        return period
+    first = history_first_day(subject, period.tz) or period.last_day
+    first = min(max(first, FIRST_DATE), period.last_day)
+    return dataclasses.replace(period, start=local_midnight(first, period.tz))
 
 
 def export_finish(record_id: int, *, rows: int, size: int, error: str = "") -> None:
@@ -227,40 +248,6 @@ def stale_exports_fail(*, older_than: datetime.timedelta | None = None, now: dat
     if count:
         logger.warning("Marked %s abandoned export(s) failed (started before %s)", count, cutoff.isoformat())
     return count
-
-
-def _render_xlsx(subject: User, period: Period, *, csv_name: str, now) -> tuple[BinaryIO, int]:
-    out = tempfile.TemporaryFile()
-    try:
-        rows = xlsx_export.xlsx_write(
-            usage_history_rows(subject, period), out, sheet_title="Usage history", time_zone=str(period.tz)
-        )
-    except BaseException:
-        out.close()
-        raise
-    return out, rows
-
-
-def _render_pdf(subject: User, period: Period, *, csv_name: str, now) -> tuple[BinaryIO, int]:
-    from . import pdf_export  # WeasyPrint takes a second to import: only processes that render pay for it
-
-    context = report_context(subject, period, attachment_name=csv_name, now=now)
-    out = tempfile.TemporaryFile()
-    attachment = None
-    try:
-        if context.detail_mode != "rows":  # past the row budget: the full history rides along as a CSV
-            attachment = tempfile.TemporaryFile()
-            for chunk in usage_history_csv(subject, period, bom=True):
-                attachment.write(chunk)
-            attachment.seek(0)
-        pdf_export.pdf_write(context, out, attachment=attachment)
-    except BaseException:
-        out.close()
-        raise
-    finally:
-        if attachment is not None:
-            attachment.close()
-    return out, context.row_count
 
 
 class RecordedStream:

@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk fonts-dejavu-core)
 if [ "${1:-}" = "--test" ]; then
-  want+=(chromium poppler-utils)
+  want+=(chromium poppler-utils libreoffice-calc-nogui firefox-esr)
 fi
 missing=()
 for pkg in "${want[@]}"; do

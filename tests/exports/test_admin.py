@@ -61,7 +61,12 @@ def test_usage_log_export_as_xlsx_keeps_numbers_typed(admin_client, coach, histo
     header, row = list(sheet.iter_rows(values_only=True))
     values = dict(zip(header, row, strict=True))
     assert values["seconds"] == -120 and Decimal(str(values["minutes"])) == Decimal("-2")
-    assert values["client__name"] == "'" + HOSTILE_CLIENT
+    # The text as typed, a string cell marked quotePrefix: Excel shows it and never runs it.
+    assert values["client__name"] == HOSTILE_CLIENT
+    cells = dict(zip(header, next(sheet.iter_rows(min_row=2)), strict=True))
+    assert cells["client__name"].data_type == "s" and cells["client__name"].quotePrefix is True
+    assert cells["user__email"].quotePrefix is False
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
 
 
 def test_session_export_follows_search(admin_client, coach, history):
@@ -177,10 +182,10 @@ def test_usage_report_action_that_fails_midway_leaves_no_export_running(
 def test_usage_report_action_that_fails_while_zipping_finishes_every_record(
     admin_client, coach, other_coach, history, monkeypatch
 ):
-    from exports import services
+    from exports import csv_export
     from exports.csv_export import CsvChunks
 
-    real = services.usage_history_csv
+    real = csv_export.usage_history_csv
 
     def failing_rows():
         yield from ()
@@ -189,7 +194,7 @@ def test_usage_report_action_that_fails_while_zipping_finishes_every_record(
     def csv_for(subject, period, **kwargs):
         return CsvChunks(failing_rows()) if subject == coach else real(subject, period, **kwargs)
 
-    monkeypatch.setattr(services, "usage_history_csv", csv_for)
+    monkeypatch.setattr(csv_export, "usage_history_csv", csv_for)
     with pytest.raises(RuntimeError, match="database went away"):
         admin_client.post(
             "/admin/coaching/user/",

@@ -54,7 +54,7 @@ def test_staff_export_anyones_history_and_the_record_says_who_asked(api_for, sta
 
     assert response.status_code == 200
     rows = rows_of(response)
-    assert len(rows) == 5 and rows[1][3] == "王小明"
+    assert len(rows) == 5 and rows[1][4] == "王小明"
     record = ExportRecord.objects.get(pk=response["X-Export-Record"])
     assert (record.requested_by, record.subject, record.status) == (staff, coach, "succeeded")
 

@@ -18,7 +18,7 @@ URL = "/api/v1/usage-history/export"
 
 
 def download(client, **params) -> tuple:
-    response = client.get(URL, {"format": "csv", **params})
+    response = client.get(URL, {"format": "csv", "headers": "keys", **params})
     assert response.status_code == 200, response.content
     body = b"".join(response.streaming_content)
     return response, body
@@ -35,15 +35,16 @@ def test_csv_has_one_header_and_the_periods_rows_in_local_time(api_for, coach, h
     assert rows[0] == list(HEADER)
     assert len(rows) == 1 + 4  # the two March rows (one a minute before local midnight) are left out
     first = dict(zip(HEADER, rows[1], strict=True))
-    # 2026-03-31 17:30 UTC is 1 April 01:30 in Taipei: in April, written with its offset.
-    assert first["created_at"] == "2026-04-01T01:30:00+08:00"
+    # 2026-03-31 17:30 UTC is 1 April 01:30 in Taipei: in April, written as local wall time with its zone.
+    assert first["created_at"] == "2026-04-01 01:30:00"
+    assert first["time_zone"] == "Asia/Taipei"
     assert first["client"] == "王小明"
     assert first["session_title"] == "目標設定"
     assert first["minutes"] == "60.00"
     assert first["counts_toward_quota"] == "true"
     assert first["session_date"] == "2026-04-01"
     assert first["plan"] == "pro"
-    assert [r[1] for r in rows[1:]] == ["original", "original", "adjustment", "retry_failed"]
+    assert [r[2] for r in rows[1:]] == ["original", "original", "adjustment", "retry_failed"]
 
 
 def test_csv_neutralises_formulas_but_leaves_negative_numbers_numbers(api_for, coach, history):
@@ -69,7 +70,7 @@ def test_csv_starts_with_a_bom_unless_bom_0(api_for, coach, history):
     assert with_bom.startswith(b"\xef\xbb\xbf")
     assert without.startswith(b"created_at,")
     assert with_bom[3:] == without
-    assert without.decode().count("\n") == 1 + 4 and "\r" not in without.decode()
+    assert without.decode().count("\r\n") == 1 + 4 and without.decode().count("\n") == 1 + 4  # CRLF (RFC 4180)
 
 
 def test_csv_response_headers(api_for, coach, history):
@@ -125,6 +126,34 @@ def test_copy_and_orm_engines_write_the_same_bytes(coach, history, frozen):
             via_copy = b"".join(usage_history_csv(coach, period, bom=bom, engine="copy"))
             via_orm = b"".join(usage_history_csv(coach, period, bom=bom, engine="orm"))
             assert via_copy == via_orm
-    assert b"-04:00," in b"".join(usage_history_csv(coach, ny, engine="copy"))  # New York's own offset (EDT)
+    taipei_first = parse(b"".join(usage_history_csv(coach, taipei, engine="copy")))[1]
+    ny_first = parse(b"".join(usage_history_csv(coach, ny, engine="copy")))[1]
+    assert taipei_first[:2] == ["2026-04-01 01:30:00", "Asia/Taipei"]
+    assert ny_first[:2] == ["2026-04-01 22:00:00", "America/New_York"]  # 02:00 UTC on 2 April, EDT
     assert len(parse(b"".join(usage_history_csv(coach, taipei, engine="copy")))) == 1 + 4 + 5
     assert len(parse(via_copy)) == 1 + 3 + 5  # New York's April starts after the 01:30 Taipei row
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("zh-hant", ["記錄時間", "時區", "類型", "會談", "客戶", "會談狀態", "會談日期", "語音辨識服務"]),
+        ("en", ["Recorded at", "Time zone", "Kind", "Session", "Client", "Session status", "Session date", "Provider"]),
+    ],
+)
+def test_csv_headers_follow_the_readers_language_unless_headers_keys(api_for, coach, history, language, expected):
+    coach.language = language
+    coach.save(update_fields=["language"])
+    response = api_for(coach).get(URL, {"format": "csv", **APRIL})
+    rows = parse(b"".join(response.streaming_content))
+
+    assert rows[0][:8] == expected and len(rows[0]) == len(HEADER)
+    assert rows[1][:2] == ["2026-04-01 01:30:00", "Asia/Taipei"]  # the data is the same in every language
+    _, keyed = download(api_for(coach), **APRIL)
+    assert parse(keyed)[0] == list(HEADER)
+
+
+def test_unknown_headers_style_is_a_400(api_for, coach):
+    response = api_for(coach).get(URL, {"format": "csv", "headers": "fr"})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "headers: Unknown headers 'fr': use one of labels, keys."

@@ -45,11 +45,11 @@ def test_pdf_shows_the_coach_period_zone_and_summary(api_for, coach, history):
     # Summary: 60 + 30 quota minutes (the -2 adjustment and the free retry do not count).
     assert "Minutes used in the period 90.00 " in text
     # This month against the pro plan's 3,000 minutes: 90 of 3000 = 3.0 %.
-    assert "This month against the plan 90.00 of 3000 min 3.0 % of Pro used in 2026-04" in text
-    assert "Sessions 2 3 transcriptions including retries" in text
+    assert "This month against the plan 90.00 of 3,000 min 3.0 % of Pro used in 2026-04" in text
+    assert "Sessions transcribed 2 sessions whose first transcription was in the period; 3" in text
     assert "Failed transcriptions 0 failure rate 0.0 % of 2 finished" in text
     assert "Exports generated 1 CSV 1 · PDF 0 · XLSX 0" in text
-    assert "Transcription cost USD 1.6000" in text  # 0.96 + 0.48 + 0 + 0.16
+    assert "Transcription cost USD 1.60 " in text  # 0.96 + 0.48 + 0 + 0.16, in cents (USD has two decimals)
 
 
 def test_pdf_lists_every_row_with_chinese_names_as_text(api_for, coach, history):
@@ -69,8 +69,9 @@ def test_pdf_practice_at_a_glance_counts_sessions_hours_and_income_by_currency(a
     text = "\n".join(pages_text(body))
 
     # April's sessions by session date: 目標設定 (1 h, TWD 2000) and @SUM (0.5 h, USD 50); March's is out.
-    assert "2 sessions · 1.5 hours · income TWD 2000.00 · income USD 50.00" in text
-    assert "2026-04 2 1.5 2000.00 50.00" in text
+    assert "2 sessions held · 1.5 hours · income TWD 2,000 · income USD 50.00" in text  # TWD in whole dollars
+    assert "2026-04 2 1.5 2,000 50.00" in text
+    assert "Total 2 1.5 2,000 50.00" in text  # the by-month totals row
 
 
 def test_pdf_charts_are_vector_drawings(api_for, coach, history):
@@ -116,13 +117,14 @@ def test_past_the_row_budget_the_table_is_daily_and_the_full_csv_is_attached(api
     text = "\n".join(pages_text(body))
     assert "more than the 3 a printed report lists one by one" in text
     assert "Day Ledger rows Minutes (plan) Minutes (all kinds) Free retries Cost USD" in text
-    assert "2026-04-01 1 60.00 60.00 0 0.9600" in text
-    assert "2026-04-05 1 0.00 10.00 1 0.1600" in text
+    assert "2026-04-01 1 60.00 60.00 0 0.96" in text
+    assert "2026-04-05 1 0.00 10.00 1 0.16" in text
+    assert "Total 4 90.00 98.00 1 1.60" in text  # the plan's minutes are the summary's; all kinds add up
     attachments = pypdf.PdfReader(io.BytesIO(body)).attachments
     name = "usage-history_alice_2026-04-01_2026-04-30.csv"
     assert list(attachments) == [name]
     rows = list(csv.reader(io.StringIO(attachments[name][0].decode("utf-8-sig"))))
-    assert len(rows) == 1 + 4 and rows[1][3] == "王小明"
+    assert len(rows) == 1 + 4 and rows[1][4] == "王小明"
     record = ExportRecord.objects.get(pk=response["X-Export-Record"])
     assert (record.status, record.rows, record.bytes) == ("succeeded", 4, len(body))
 

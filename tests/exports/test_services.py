@@ -9,8 +9,8 @@ import pytest
 from openpyxl.worksheet import _writer as openpyxl_writer
 
 from coaching.models import ExportRecord
+from exports import csv_export, services, xlsx_export
 from exports import rows as rows_module
-from exports import services
 from exports.csv_export import CHUNK_CHARS, CsvChunks
 from tests.exports.conftest import APRIL
 from tests.factories import UsageLogFactory
@@ -64,7 +64,7 @@ def test_an_error_while_streaming_is_recorded(coach, history, monkeypatch):
         yield from ()
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(services, "usage_history_csv", lambda *a, **k: CsvChunks(broken()))
+    monkeypatch.setattr(csv_export, "usage_history_csv", lambda *a, **k: CsvChunks(broken()))
     export = services.usage_export(coach, fmt="csv", params=APRIL)
 
     with pytest.raises(RuntimeError):
@@ -85,7 +85,7 @@ def _rows_then_fail(real):
 
 def test_a_failed_xlsx_is_recorded_and_leaves_no_temporary_file(coach, history, monkeypatch):
     before = set(openpyxl_writer.ALL_TEMP_FILES)
-    monkeypatch.setattr(services, "usage_history_rows", _rows_then_fail(rows_module.usage_history_rows))
+    monkeypatch.setattr(xlsx_export, "usage_history_rows", _rows_then_fail(rows_module.usage_history_rows))
 
     with pytest.raises(RuntimeError, match="disk full"):
         services.usage_export(coach, fmt="xlsx", params=APRIL)
@@ -101,7 +101,7 @@ def test_a_failed_xlsx_closes_its_sheet_writers_in_order(coach, history, monkeyp
     # wrote "</sheetData>" into the closed file ("Exception ignored ... I/O operation on closed file").
     unraisable = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
-    monkeypatch.setattr(services, "usage_history_rows", _rows_then_fail(rows_module.usage_history_rows))
+    monkeypatch.setattr(xlsx_export, "usage_history_rows", _rows_then_fail(rows_module.usage_history_rows))
 
     with pytest.raises(RuntimeError, match="disk full"):
         services.usage_export(coach, fmt="xlsx", params=APRIL)

@@ -1,4 +1,4 @@
-"""The coach's practice at a glance, for the PDF report: sessions, hours and income they recorded.
+"""The coach's practice at a glance: sessions, hours and income they recorded (the PDF report shows it).
 
 This is the coach's own business (what they charged their clients, ``CoachingSession.fee_amount``
 in ``fee_currency``), never the product's revenue: nothing here reads payments or subscriptions.
@@ -17,7 +17,9 @@ from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
 from analytics.periods import Period
-from coaching.models import CoachingSession, User
+from coaching.models import CoachingSession, UsageLog, User
+
+from .ledger import SESSIONS_FILTER
 
 HOUR = Decimal(3600)
 ONE_DP = Decimal("0.1")
@@ -105,3 +107,23 @@ def practice_totals(coach: User, period: Period) -> PracticeLine:
     qs = practice_sessions(coach, period)
     agg = qs.aggregate(n=Count("id"), seconds=Sum("duration_seconds"))
     return PracticeLine(label="", sessions=agg["n"], hours=_hours(agg["seconds"]), income=_income(qs))
+
+
+def transcribed_sessions_by_status(coach: User, period: Period) -> dict[str, int]:
+    """Sessions whose first transcription (an ``original`` ledger row) was recorded in the period, by status now.
+
+    Every status, 0 if none, plus ``deleted`` for rows whose session no longer exists. The values
+    add up to ``analytics.usage.sessions_count`` for the same coach and period (the report's one
+    session count).
+    """
+    counts = {status: 0 for status in CoachingSession.Status.values}
+    rows = (
+        UsageLog.objects.filter(SESSIONS_FILTER, user=coach, created_at__gte=period.start, created_at__lt=period.end)
+        .values("session__status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        key = row["session__status"] or "deleted"
+        counts[key] = counts.get(key, 0) + row["n"]
+    return counts
