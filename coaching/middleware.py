@@ -74,13 +74,17 @@ class ApiCallCounterMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         if request.path.startswith(API_PREFIX) and not request.META.get(REFRESH_HEADER):
-            user = getattr(request, "user", None)
-            if user is not None and user.is_authenticated:
-                try:
-                    api_call_count(user.pk, day=datetime.datetime.now(datetime.UTC).date())
-                except Exception:  # counting must never fail the request: log it (once) and move on
-                    COUNTING.failed("Could not count an API call for user %s", user.pk)
-                else:
+            user_id = None
+            try:
+                # Resolving the user may itself need the database (the session): inside the guard too.
+                user = getattr(request, "user", None)
+                if user is not None and user.is_authenticated:
+                    user_id = user.pk
+                    api_call_count(user_id, day=datetime.datetime.now(datetime.UTC).date())
+            except Exception:  # counting must never fail the request: log it (once) and move on
+                COUNTING.failed("Could not count an API call for user %s", user_id)
+            else:
+                if user_id is not None:
                     COUNTING.worked("Counting API calls again")
         return response
 

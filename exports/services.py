@@ -18,12 +18,13 @@ import dataclasses
 import datetime
 import logging
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -194,13 +195,27 @@ def usage_export(
     return file
 
 
+# When the database went away mid-export, how long to keep trying to record the outcome (seconds between tries).
+FINISH_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
+
+
 def export_finish(record_id: int, *, rows: int, size: int, error: str = "") -> None:
     """Mark an export succeeded (no error) or failed, with what it produced."""
     status = ExportRecord.Status.FAILED if error else ExportRecord.Status.SUCCEEDED
-    with transaction.atomic():
-        ExportRecord.objects.filter(pk=record_id).update(
-            status=status, rows=rows, bytes=size, error=error, finished_at=timezone.now()
-        )
+    for pause in (*FINISH_RETRY_PAUSES, None):
+        try:
+            with transaction.atomic():
+                ExportRecord.objects.filter(pk=record_id).update(
+                    status=status, rows=rows, bytes=size, error=error, finished_at=timezone.now()
+                )
+            break
+        except (OperationalError, InterfaceError):
+            conn = connections[ExportRecord.objects.db]
+            if pause is None or conn.in_atomic_block:
+                raise  # still down: the exports sweep fails the record once it is stale
+            # The connection died under the export (database restarting): record the outcome on a fresh one.
+            conn.close()
+            time.sleep(pause)
     if error:
         logger.warning("Export %s failed: %s", record_id, error)
 
