@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import logging
 import tempfile
 import time
@@ -61,6 +62,27 @@ class ExportForbidden(ExportError):
 
 class ExportNotFound(ExportError):
     status = 404
+
+
+class ExportNoSpace(ExportError):
+    """The disk filled up (or a file-size limit was hit) while the file was written: 507, nothing kept."""
+
+    status = 507
+
+
+# ENOSPC: the file system is full; EFBIG: a file-size limit (RLIMIT_FSIZE); EDQUOT: the user's quota.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+def _out_of_space(exc: BaseException) -> OSError | None:
+    """The "disk full" error behind ``exc``, if any (libraries may wrap it in an error of their own)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 @dataclasses.dataclass
@@ -190,6 +212,12 @@ def usage_export(
         file.content.seek(0)
     except Exception as exc:
         export_finish(record.pk, rows=0, size=0, error=f"{type(exc).__name__}: {exc}")
+        if full := _out_of_space(exc):
+            logger.error("Export %s: no space left writing the %s file: %s", record.pk, fmt.upper(), full)
+            raise ExportNoSpace(
+                f"The server ran out of disk space while writing your {fmt.upper()} file, so nothing was saved. "
+                "Please try again later, or export a shorter period."
+            ) from exc
         raise
     export_finish(record.pk, rows=rows, size=file.size)
     return file
@@ -265,8 +293,13 @@ def _render_pdf(subject: User, period: Period, *, csv_name: str, now) -> tuple[B
     try:
         if context.detail_mode != "rows":  # past the row budget: the full history rides along as a CSV
             attachment = tempfile.TemporaryFile()
-            for chunk in usage_history_csv(subject, period, bom=True):
-                attachment.write(chunk)
+            chunks = usage_history_csv(subject, period, bom=True)
+            try:
+                for chunk in chunks:
+                    attachment.write(chunk)
+            finally:
+                # A failed write (disk full) must end the COPY: the record is written through its connection.
+                chunks.close()
             attachment.seek(0)
         pdf_export.pdf_write(context, out, attachment=attachment)
     except BaseException:

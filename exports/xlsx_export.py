@@ -8,6 +8,7 @@ had the same formula neutralisation as the CSV (``rows.neutralise``), so a title
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
@@ -90,15 +91,18 @@ def _sheet_discard(sheet) -> None:
     writer = sheet._writer
     if writer is None:  # nothing was appended: no file yet
         return
+    # On a full disk, closing writes the closing tags and fails again: the file is discarded anyway.
     try:
-        if sheet._rows is not None:
-            sheet._rows.close()
+        with contextlib.suppress(OSError):
+            if sheet._rows is not None:
+                sheet._rows.close()
     finally:
-        writer.close()
         try:
-            writer.cleanup()
-        except (FileNotFoundError, ValueError):  # already removed by a save that failed later on
-            pass
+            with contextlib.suppress(OSError):
+                writer.close()
+        finally:
+            with contextlib.suppress(FileNotFoundError, ValueError):  # already removed by a save that failed later
+                writer.cleanup()
 
 
 def _letter(index: int) -> str:
