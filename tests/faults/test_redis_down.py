@@ -138,3 +138,66 @@ def test_redis_stopped_bulk_answers_503_pages_keep_answering_and_the_work_runs_w
         f"({time.monotonic() - stopped_at:.0f} s); ready {ready_after:.2f} s after Redis restarted; "
         f"re-sent reset of 300 users done in {ran_in:.2f} s"
     )
+
+
+def test_redis_stopped_mid_reset_the_queued_chunks_run_when_it_is_back(tmp_path):
+    """A persistent Redis (append-only file, as deploy/ runs it) stopped while a reset's chunks wait in the queue."""
+    from tests.coaching.bulk_support import counter_writes_slow
+
+    admin = procs.with_password(UserFactory(email="root@example.com", is_staff=True, is_superuser=True))
+    coach = UserFactory(email="carol@example.com", name="Carol", plan_id="pro")
+    users = make_users(1000)
+    given = give_usage(users, period=this_month())
+    body = {"user_ids": [str(u.pk) for u in users], "reset_type": "monthly"}
+    page = procs.session_cookie(coach)
+
+    redis = procs.redis_start(data_dir=tmp_path)
+    worker = web = None
+    try:
+        worker = procs.worker_start(BROKER, "redis-mid-worker", BULK_CHUNK_SIZE="100")
+        web = procs.gunicorn_start(
+            WEB_PORT, "redis-mid-web", CELERY_BROKER_URL=BROKER, CELERY_TASK_DEFAULT_QUEUE=worker.queue
+        )
+        with counter_writes_slow(0.003):  # ≈ 0.3 s a chunk of 100: most chunks are still queued when Redis stops
+            status, _, content = procs.request(WEB_PORT, "POST", RESET, body=body, headers=procs.basic(admin))
+            assert status == 202, content[:500]
+            op_id = procs.json_body(content)["id"]
+            procs.wait_until(
+                lambda: BulkOperationResult.objects.filter(operation_id=op_id).count() >= 200,
+                timeout=60,
+                what="two chunks done",
+                log=worker.log_path,
+            )
+            procs.stop(redis)
+            stopped = time.monotonic()
+            done_when_stopped = BulkOperationResult.objects.filter(operation_id=op_id).count()
+            during = [procs.get(WEB_PORT, "/dashboard/usage", headers=page)[0] for _ in range(3)]
+            during.append(procs.request(WEB_PORT, "POST", RESET, body=body, headers=procs.basic(admin))[0])
+            time.sleep(max(0.0, 3 - (time.monotonic() - stopped)))
+            done_while_down = BulkOperationResult.objects.filter(operation_id=op_id).count()
+
+            redis = procs.redis_start(data_dir=tmp_path)
+            back = time.monotonic()
+            op = procs.wait_until(
+                lambda: BulkOperation.objects.filter(pk=op_id, status__in=BulkOperation.FINISHED).first(),
+                timeout=120,
+                what="operation finished after Redis came back",
+                log=worker.log_path,
+            )
+            finished_after = time.monotonic() - back
+    finally:
+        procs.stop(web)
+        procs.stop(worker)
+        procs.stop(redis)
+
+    assert during == [200, 200, 200, 503]
+    assert 200 <= done_when_stopped < 1000 and done_while_down < 1000  # the outage really was mid-operation
+    assert (op.status, op.processed, op.succeeded, op.failed) == ("succeeded", 1000, 1000, 0)
+    per_user = BulkOperationResult.objects.filter(operation_id=op_id).values("user_id").annotate(n=Count("id"))
+    assert len(per_user) == 1000 and {row["n"] for row in per_user} == {1}
+    archived = dict(MonthlyUsageArchive.objects.filter(bulk_operation_id=op_id).values_list("user_id", "minutes"))
+    assert archived == {u: c.minutes for u, c in given.items()}
+    print(
+        f"\n[redis down mid-reset] {done_when_stopped}/1000 users done when Redis stopped, {done_while_down} "
+        f"after 3 s down; finished {finished_after:.1f} s after it came back; each user once"
+    )
