@@ -391,6 +391,10 @@ def main() -> int:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+            import redis
+
+            broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])  # this run's queue, nobody else's
+            broker.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
 
     workers = f"gunicorn {args.workers}x4 threads"
     errors, idle_page = report(
