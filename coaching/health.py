@@ -56,6 +56,21 @@ def broker_check() -> str:
     return ""
 
 
+_last_failed: list[str] = []
+
+
+def _log_change(failed: list[str], checks: dict) -> None:
+    """Log when readiness changes, not on every probe (a load balancer probes every few seconds)."""
+    global _last_failed
+    if failed == _last_failed:
+        return
+    if failed:
+        logger.warning("Not ready: %s", ", ".join(f"{name} ({checks[name]['error']})" for name in failed))
+    else:
+        logger.warning("Ready again: %s answer", " and ".join(checks))
+    _last_failed = failed
+
+
 @never_cache
 @require_GET
 def readyz(request):
@@ -67,12 +82,13 @@ def readyz(request):
         if error:
             checks[name]["error"] = error
     failed = [name for name, result in checks.items() if not result["ok"]]
+    _log_change(failed, checks)
     if failed:
-        logger.warning("Not ready: %s", ", ".join(f"{name} ({checks[name]['error']})" for name in failed))
         body = {"status": "unavailable", "failed": failed, "checks": checks}
         body["detail"] = f"Not ready: the {' and the '.join(failed)} cannot be reached."
         response = JsonResponse(body, status=503)
         response["Retry-After"] = "5"
+        response._has_been_logged = True  # django.request would log every probe: _log_change logs the change
         return response
     if not settings.CELERY_BROKER_URL:
         checks["broker"]["note"] = "no broker configured: tasks run in-process"

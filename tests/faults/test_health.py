@@ -138,3 +138,21 @@ def test_the_bulk_api_answers_503_with_retry_after_when_the_broker_is_down(admin
         "Send the same request again in a minute to run it."
     )
     assert response.json()["operation"]["status"] == "failed"
+
+
+def test_readyz_logs_when_readiness_changes_not_on_every_probe(
+    client, settings, database_goes_away, monkeypatch, caplog
+):
+    from coaching import health
+
+    settings.CELERY_BROKER_URL = ""
+    monkeypatch.setattr(health, "_last_failed", [])
+    with caplog.at_level(logging.WARNING, logger="coaching.health"):
+        database_goes_away()
+        assert [client.get("/readyz").status_code for _ in range(3)] == [503] * 3
+        monkeypatch.undo()  # the database is back
+        assert client.get("/readyz").status_code == 200
+    messages = [r.getMessage() for r in caplog.records]  # django.request's "Service Unavailable" too, if it logged
+    assert len(messages) == 2
+    assert messages[0].startswith("Not ready: database (OperationalError: server closed the connection")
+    assert messages[1] == "Ready again: database and broker answer"
