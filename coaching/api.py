@@ -35,6 +35,8 @@ PROGRESS_FIELDS = ["status", "processed", "succeeded", "skipped", "failed", "sum
 PROGRESS_FIELDS += ["started_at", "finished_at"]
 # JSON bytes one id may take ("…36 characters…", plus separators and some whitespace).
 BYTES_PER_ID = 48
+# Seconds a client should wait before re-sending a request the broker could not take (503).
+RETRY_AFTER = 30
 
 
 class RequestTooLarge(APIException):
@@ -186,6 +188,13 @@ class BulkResetUsageApi(APIView):
             409: OpenApiResponse(ErrorSerializer, description="Idempotency-Key reused for a different request."),
             413: OpenApiResponse(ErrorSerializer, description="More bytes than BULK_MAX_USERS ids can take."),
             429: OpenApiResponse(ErrorSerializer, description="Too many bulk requests."),
+            503: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "The task queue (broker) is down: nothing changed; the operation is recorded failed "
+                    "(summary.not_queued). Re-send after Retry-After seconds; the same Idempotency-Key runs it."
+                ),
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -211,9 +220,22 @@ class BulkResetUsageApi(APIView):
             raise ValidationError(error.errors) from None
         except bulk.BulkStateError as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
-        op.refresh_from_db(fields=PROGRESS_FIELDS)  # eager (embedded) runs have finished by now
+        op.refresh_from_db(fields=[*PROGRESS_FIELDS, "summary"])  # eager (embedded) runs have finished by now
+        if bulk.not_queued(op):
+            return _broker_unavailable(request, op, key)
         code = status.HTTP_202_ACCEPTED if created and not op.dry_run else status.HTTP_200_OK
         return Response(_operation_data(request, op), status=code)
+
+
+def _broker_unavailable(request: Request, op: BulkOperation, key: str) -> Response:
+    """503: the task queue is down, so the operation was recorded failed without changing anything."""
+    again = "with the same Idempotency-Key to run this operation" if key else "to run it"
+    detail = (
+        "The task queue is unavailable right now, so the reset was not started and nothing was changed. "
+        f"Send the same request again in a minute {again}."
+    )
+    body = {"detail": detail, "operation": _operation_data(request, op)}
+    return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER)})
 
 
 class ResultSerializer(serializers.Serializer):

@@ -4,7 +4,7 @@ Cheap by design: one ``UPDATE … SET count = count + 1`` per request in the com
 without waiting for the disk on PostgreSQL, see ``api_call_count``); the
 first request of a user's day inserts the row instead (the unique ``(user, day)`` constraint
 makes two first requests racing each other safe: the loser updates). Counting never fails a
-request: any error is logged and the response goes out unchanged.
+request: an error is logged (once per outage, ``LogOnce``) and the response goes out unchanged.
 """
 
 from __future__ import annotations
@@ -74,10 +74,44 @@ class ApiCallCounterMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         if request.path.startswith(API_PREFIX) and not request.META.get(REFRESH_HEADER):
-            user = getattr(request, "user", None)
-            if user is not None and user.is_authenticated:
-                try:
-                    api_call_count(user.pk, day=datetime.datetime.now(datetime.UTC).date())
-                except Exception:  # counting must never fail the request: log it and move on
-                    logger.exception("Could not count an API call for user %s", user.pk)
+            user_id = None
+            try:
+                # Resolving the user may itself need the database (the session): inside the guard too.
+                user = getattr(request, "user", None)
+                if user is not None and user.is_authenticated:
+                    user_id = user.pk
+                    api_call_count(user_id, day=datetime.datetime.now(datetime.UTC).date())
+            except Exception:  # counting must never fail the request: log it (once) and move on
+                COUNTING.failed("Could not count an API call for user %s", user_id)
+            else:
+                if user_id is not None:
+                    COUNTING.worked("Counting API calls again")
         return response
+
+
+class LogOnce:
+    """Logs the first failure of something optional (with its traceback), then stays quiet until it works again.
+
+    A dependency that is down fails every request: one log line per outage, not one per request.
+    Per process; ``failures`` counts what was not logged.
+    """
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self.failing = False
+        self.failures = 0
+
+    def failed(self, message: str, *args) -> None:
+        self.failures += 1
+        if not self.failing:
+            self.failing = True
+            self.log.exception(message + " (further failures are not logged until it works again)", *args)
+
+    def worked(self, message: str) -> None:
+        if self.failing:
+            self.failing = False
+            self.log.warning("%s after %s failure(s)", message, self.failures)
+            self.failures = 0
+
+
+COUNTING = LogOnce(logger)

@@ -121,6 +121,9 @@ class UsageHistoryExportApi(APIView):
             ),
             (404, "application/json"): OpenApiResponse(ErrorSerializer, description="Staff: no such user."),
             (429, "application/json"): OpenApiResponse(ErrorSerializer, description="Too many exports: wait."),
+            (507, "application/json"): OpenApiResponse(
+                ErrorSerializer, description="The server's disk filled up while writing the file: nothing was kept."
+            ),
         },
         tags=["exports"],
     )
@@ -156,4 +159,8 @@ def _api_error(error: ExportError) -> APIException:
         return PermissionDenied(error.message)
     if isinstance(error, ExportNotFound):
         return NotFound(error.message)
+    if error.status >= 500:  # e.g. 507 ExportNoSpace: the server's trouble, not the request's
+        failure = APIException(error.message)
+        failure.status_code = error.status
+        return failure
     return ValidationError({error.field or "non_field_errors": [error.message]})

@@ -121,8 +121,13 @@ def pdf_export_write(job: ExportJob) -> tuple[BinaryIO, int]:
     try:
         if context.detail_mode != "rows":
             attachment = tempfile.TemporaryFile()
-            for chunk in usage_history_csv(job.subject, job.period, bom=True, header=job.header):
-                attachment.write(chunk)
+            chunks = usage_history_csv(job.subject, job.period, bom=True, header=job.header)
+            try:
+                for chunk in chunks:
+                    attachment.write(chunk)
+            finally:
+                # A failed write (disk full) must end the COPY: the record is written through its connection.
+                chunks.close()
             attachment.seek(0)
         pdf_write(context, out, attachment=attachment)
     except BaseException:

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -57,6 +59,27 @@ class ExportForbidden(ExportError):
 
 class ExportNotFound(ExportError):
     status = 404
+
+
+class ExportNoSpace(ExportError):
+    """The disk filled up (or a file-size limit was hit) while the file was written: 507, nothing kept."""
+
+    status = 507
+
+
+# ENOSPC: the file system is full; EFBIG: a file-size limit (RLIMIT_FSIZE); EDQUOT: the user's quota.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+def _out_of_space(exc: BaseException) -> OSError | None:
+    """The "disk full" error behind ``exc``, if any (libraries may wrap it in an error of their own)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 @dataclasses.dataclass
@@ -201,6 +224,12 @@ def usage_export(
         file.content.seek(0)
     except Exception as exc:
         export_finish(record.pk, rows=0, size=0, error=f"{type(exc).__name__}: {exc}")
+        if full := _out_of_space(exc):
+            logger.error("Export %s: no space left writing the %s file: %s", record.pk, fmt.upper(), full)
+            raise ExportNoSpace(
+                f"The server ran out of disk space while writing your {fmt.upper()} file, so nothing was saved. "
+                "Please try again later, or export a shorter period."
+            ) from exc
         raise
     export_finish(record.pk, rows=rows, size=file.size)
     return file
@@ -215,13 +244,27 @@ def _from_first_record(period: Period, subject: User, params: Mapping[str, str])
     return dataclasses.replace(period, start=local_midnight(first, period.tz))
 
 
+# When the database went away mid-export, how long to keep trying to record the outcome (seconds between tries).
+FINISH_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
+
+
 def export_finish(record_id: int, *, rows: int, size: int, error: str = "") -> None:
     """Mark an export succeeded (no error) or failed, with what it produced."""
     status = ExportRecord.Status.FAILED if error else ExportRecord.Status.SUCCEEDED
-    with transaction.atomic():
-        ExportRecord.objects.filter(pk=record_id).update(
-            status=status, rows=rows, bytes=size, error=error, finished_at=timezone.now()
-        )
+    for pause in (*FINISH_RETRY_PAUSES, None):
+        try:
+            with transaction.atomic():
+                ExportRecord.objects.filter(pk=record_id).update(
+                    status=status, rows=rows, bytes=size, error=error, finished_at=timezone.now()
+                )
+            break
+        except (OperationalError, InterfaceError):
+            conn = connections[ExportRecord.objects.db]
+            if pause is None or conn.in_atomic_block:
+                raise  # still down: the exports sweep fails the record once it is stale
+            # The connection died under the export (database restarting): record the outcome on a fresh one.
+            conn.close()
+            time.sleep(pause)
     if error:
         logger.warning("Export %s failed: %s", record_id, error)
 

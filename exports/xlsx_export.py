@@ -11,6 +11,7 @@ CR or CRLF inside a cell becomes LF (Excel's line break in a cell; XML would fol
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -121,15 +122,18 @@ def _sheet_discard(sheet) -> None:
     writer = sheet._writer
     if writer is None:  # nothing was appended: no file yet
         return
+    # On a full disk, closing writes the closing tags and fails again: the file is discarded anyway.
     try:
-        if sheet._rows is not None:
-            sheet._rows.close()
+        with contextlib.suppress(OSError):
+            if sheet._rows is not None:
+                sheet._rows.close()
     finally:
-        writer.close()
         try:
-            writer.cleanup()
-        except (FileNotFoundError, ValueError):  # already removed by a save that failed later on
-            pass
+            with contextlib.suppress(OSError):
+                writer.close()
+        finally:
+            with contextlib.suppress(FileNotFoundError, ValueError):  # already removed by a save that failed later
+                writer.cleanup()
 
 
 def _letter(index: int) -> str:

@@ -15,6 +15,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Subquery
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from coaching.models import BulkOperation, MonthlyUsage, MonthlyUsageArchive, Plan, User
 
@@ -28,6 +29,8 @@ UNDOABLE = (Status.SUCCEEDED, Status.PARTIALLY_FAILED)
 CANONICAL_UUID = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 # How many unknown ids an error lists in full (the message itself names the first few).
 LISTED_UNKNOWN = 1000
+# The summary key of an operation whose task the broker never received (see ``not_queued``).
+NOT_QUEUED = "not_queued"
 
 
 class BulkInputError(ValueError):
@@ -175,6 +178,8 @@ def operation_create(
     ids = clean_user_ids(user_ids)
     request = {"kind": kind, "ids": ids, "parameters": parameters, "dry_run": dry_run}
     if idempotency_key and (existing := _replay(requested_by, idempotency_key, **request)):
+        if _requeue(existing, chunk_size=chunk_size):
+            return existing, True
         return existing, False
     try:
         with transaction.atomic():
@@ -220,6 +225,29 @@ def _enqueue(operation_id: str, *, chunk_size: int | None) -> None:
     except Exception as exc:
         logger.exception("bulk %s could not be run", operation_id)
         operation_fail(operation_id, error=f"could not be run: {type(exc).__name__}: {exc}")
+        if not settings.CELERY_TASK_ALWAYS_EAGER or isinstance(exc, OSError | KombuOperationalError):
+            # Never queued (the broker is down): nothing ran, and re-sending the request runs it.
+            BulkOperation.objects.filter(pk=operation_id, status=Status.FAILED).update(
+                summary={NOT_QUEUED: {"reason": f"{type(exc).__name__}: {exc}"[:500], "retryable": True}}
+            )
+
+
+def not_queued(op: BulkOperation) -> bool:
+    """The operation failed only because its task could not be queued (broker down): it changed nothing."""
+    return op.status == Status.FAILED and NOT_QUEUED in (op.summary or {})
+
+
+def _requeue(op: BulkOperation, *, chunk_size: int | None) -> bool:
+    """Queue again an operation that was never queued (same Idempotency-Key re-sent once the broker is back)."""
+    with transaction.atomic():
+        updated = BulkOperation.objects.filter(pk=op.pk, status=Status.FAILED, summary__has_key=NOT_QUEUED).update(
+            status=Status.PENDING, error="", finished_at=None, summary={}
+        )
+        if updated:
+            transaction.on_commit(functools.partial(_enqueue, str(op.id), chunk_size=chunk_size))
+    if updated:
+        op.refresh_from_db()
+    return bool(updated)
 
 
 def _asked_message(op: BulkOperation) -> str:
