@@ -19,7 +19,7 @@ from django.apps import apps as django_apps
 from django.db import connection
 
 from coaching.models import ExportRecord, UsageLog
-from exports import services, xlsx_export
+from exports import xlsx_export
 from tests.factories import UsageLogFactory, UserFactory
 
 from . import procs
@@ -54,7 +54,7 @@ def test_a_full_disk_is_a_507_with_a_message_and_a_failed_record(api_for, pro_co
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(services.tempfile, "TemporaryFile", tracked)
+    monkeypatch.setattr(tempfile, "TemporaryFile", tracked)  # the writers (pdf_export, xlsx_export) open them
     if fmt == "xlsx":
         monkeypatch.setattr(xlsx_export, "_sheet_fill", disk_full)
     else:
