@@ -88,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "coaching.errors.DatabaseUnavailableMiddleware",
+    # A page refused with PermissionDenied: the friendly 403 page and one warning line, no traceback.
+    "coaching.forbidden.FriendlyForbiddenMiddleware",
     # Last, as django-axes asks: locks out repeated failed logins.
     "axes.middleware.AxesMiddleware",
 ]

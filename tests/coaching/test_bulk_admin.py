@@ -10,7 +10,9 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
+from coaching import bulk
 from coaching.models import BulkOperation, MonthlyUsage, User
+from coaching.tasks import bulk_operation_undo
 from tests.coaching.bulk_support import NOW, eager_celery, give_usage, make_users
 
 pytestmark = pytest.mark.django_db
@@ -154,11 +156,80 @@ def test_results_are_paginated_and_undo_works_once(admin_client_, django_capture
 
     op = BulkOperation.objects.get()
     undo_url = reverse("admin:coaching_bulkoperation_undo", args=[op.pk])
-    undone = admin_client_.post(undo_url, follow=True)
-    assert "Undone: 60 users&#x27; counters restored." in undone.content.decode()
+    asked = admin_client_.post(undo_url)  # not confirmed yet: the confirmation page, nothing restored
+    assert asked.status_code == 200
+    assert MonthlyUsage.objects.get(user=many[59]).minutes == Decimal("0.00")
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = admin_client_.post(undo_url, {"post": "yes"})
+    undone = admin_client_.get(asked.url)
+    assert "Undo started: restoring 60 users&#x27; counters." in undone.content.decode()
     assert MonthlyUsage.objects.get(user=many[59]).minutes == Decimal("69.25")
     assert 'id="bulk-undo"' not in undone.content.decode()
+    assert (
+        "Undo</th><td>users restored: 60 · users left alone (moved on to a later month): 0" in undone.content.decode()
+    )
 
-    twice = admin_client_.post(undo_url, follow=True)
+    twice = admin_client_.post(undo_url, {"post": "yes"}, follow=True)
     assert "it cannot be undone twice." in twice.content.decode()
-    assert admin_client_.get(undo_url).status_code == 405
+    assert admin_client_.put(undo_url).status_code == 405
+
+
+def test_undo_asks_first_saying_what_it_restores_and_for_how_many(
+    admin_client_, users, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = action(admin_client_, "reset_monthly_usage", [u.pk for u in users], post="yes")
+    op_page = admin_client_.get(response.url).content.decode()
+    op = BulkOperation.objects.get()
+    undo_url = reverse("admin:coaching_bulkoperation_undo", args=[op.pk])
+    assert f'href="{undo_url}">Undo this reset…</a>' in op_page
+
+    confirm = admin_client_.get(undo_url)
+    html = confirm.content.decode()
+    assert confirm.status_code == 200
+    assert '<strong id="undo-users">2 users&#x27; counters</strong> for\n  2026-03.' in html
+    assert '<td id="undo-minutes">21.50</td>' in html
+    assert '<td id="undo-moved-on">0</td>' in html
+    assert MonthlyUsage.objects.get(user=users[0]).minutes == Decimal("0.00")
+
+
+def test_operation_page_words_the_summary_and_counts(admin_client_, django_capture_on_commit_callbacks):
+    one = make_users(1)
+    give_usage(one)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = action(admin_client_, "reset_all_usage", [one[0].pk], post="yes")
+    html = admin_client_.get(response.url).content.decode()
+    assert "users_changed" not in html and "minutes_archived" not in html
+    assert "Done</th><td>users changed: 1 · minutes archived: 10.25 · sessions archived: 1" in html
+    assert ".bulk-counts > span" in html  # the margin between counts no longer splits "(100 %)"
+    assert "Reset usage of 1 user (succeeded)" in html
+    assert "Started: reset usage of 1 user." in html
+
+
+def test_undo_as_a_task_runs_exactly_once_under_redelivery(admin_user, django_capture_on_commit_callbacks):
+    users = make_users(3)
+    give_usage(users)
+    with django_capture_on_commit_callbacks(execute=True):
+        op, _ = bulk.operation_create(
+            kind="reset_usage",
+            user_ids=[str(u.pk) for u in users],
+            parameters={"reset_type": "all"},
+            requested_by=admin_user,
+        )
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        bulk.undo_request(op, by=admin_user)
+    assert len(queued) == 1
+    with pytest.raises(bulk.BulkStateError, match="being undone already"):
+        bulk.undo_request(op, by=admin_user)
+
+    assert bulk_operation_undo.apply(args=[str(op.pk), str(admin_user.pk)]).get() is True
+    # The broker hands the same task out again (a worker died after the commit, before the ack).
+    assert bulk_operation_undo.apply(args=[str(op.pk), str(admin_user.pk)]).get() is False
+    op.refresh_from_db()
+    assert op.status == "reverted"
+    assert op.summary["undo"] == {"users_restored": 3, "users_not_restored": 0}
+    assert sorted(MonthlyUsage.objects.values_list("minutes", flat=True)) == [
+        Decimal("10.25"),
+        Decimal("11.25"),
+        Decimal("12.25"),
+    ]
