@@ -8,6 +8,7 @@ from exports.admin_actions import SafeExportAdminMixin, export_usage_report
 from exports.resources import CoachingSessionResource, PaymentResource, UsageLogResource, UserResource
 
 from .admin_bulk import BULK_USER_ACTIONS, BulkOperationAdminMixin, BulkUserActionsMixin
+from .admin_users import MonthUsageColumnsMixin, PlanUsageFilter
 from .models import (
     ApiUsage,
     BulkOperation,
@@ -75,13 +76,17 @@ class PlanAdmin(CheckedModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(CheckedSelectionMixin, BulkUserActionsMixin, SafeExportAdminMixin, DjangoUserAdmin):
+class UserAdmin(
+    CheckedSelectionMixin, MonthUsageColumnsMixin, BulkUserActionsMixin, SafeExportAdminMixin, DjangoUserAdmin
+):
     resource_classes = [UserResource]
     actions = [export_usage_report, *BULK_USER_ACTIONS]
     list_display = [
         "email",
         "name",
         "plan",
+        "minutes_this_month",
+        "plan_share",
         "timezone",
         "country",
         "is_active",
@@ -89,7 +94,16 @@ class UserAdmin(CheckedSelectionMixin, BulkUserActionsMixin, SafeExportAdminMixi
         "is_test_account",
         "date_joined",
     ]
-    list_filter = ["plan", "is_active", "is_staff", "is_superuser", "is_test_account", "country", "language"]
+    list_filter = [
+        PlanUsageFilter,
+        "plan",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "is_test_account",
+        "country",
+        "language",
+    ]
     search_fields = ["email", "name"]
     ordering = ["email"]
     date_hierarchy = "date_joined"

@@ -11,9 +11,10 @@ from django.test import Client
 from django.urls import reverse
 
 from coaching import bulk
+from coaching.admin import UserAdmin
 from coaching.models import BulkOperation, MonthlyUsage, User
 from coaching.tasks import bulk_operation_undo
-from tests.coaching.bulk_support import NOW, eager_celery, give_usage, make_users
+from tests.coaching.bulk_support import FEBRUARY, MARCH, NOW, eager_celery, give_usage, make_users
 
 pytestmark = pytest.mark.django_db
 
@@ -232,4 +233,42 @@ def test_undo_as_a_task_runs_exactly_once_under_redelivery(admin_user, django_ca
         Decimal("10.25"),
         Decimal("11.25"),
         Decimal("12.25"),
+    ]
+
+
+def test_user_list_shows_this_months_minutes_against_the_plan_sortable_and_filtered(admin_client_):
+    free = make_users(3, prefix="free", plan="free")  # 200 minutes a month
+    school = make_users(1, prefix="school", plan="coaching_school")  # unlimited
+    MonthlyUsage.objects.bulk_create(
+        [
+            MonthlyUsage(user=free[0], period=MARCH, minutes=Decimal("250.00")),  # over: 125 %
+            MonthlyUsage(user=free[1], period=MARCH, minutes=Decimal("170.50")),  # near: 85.3 %
+            MonthlyUsage(user=free[2], period=FEBRUARY, minutes=Decimal("90.00")),  # last month's: idle now
+            MonthlyUsage(user=school[0], period=MARCH, minutes=Decimal("4000.00")),
+        ]
+    )
+
+    def rows(query=""):
+        page = admin_client_.get(f"{CHANGELIST}?{query}")
+        assert page.status_code == 200
+        return [
+            (u.email, u.minutes_this_month, u.percent_of_plan)
+            for u in page.context["cl"].result_list
+            if u.email.startswith(("free", "school"))
+        ]
+
+    listed = admin_client_.get(CHANGELIST).content.decode()
+    assert '<td class="field-minutes_this_month">250.00 / 200</td><td class="field-plan_share">125.0 %</td>' in listed
+    assert '<td class="field-minutes_this_month">4,000.00 / unlimited</td><td class="field-plan_share">—</td>' in listed
+    assert [r[0] for r in rows("usage=over")] == ["free000000@example.com"]
+    assert [r[0] for r in rows("usage=near")] == ["free000001@example.com"]
+    assert [r[0] for r in rows("usage=idle")] == ["free000002@example.com"]
+    # Sorted by minutes this month, most first (the column's index in list_display, descending).
+    column = UserAdmin.list_display.index("minutes_this_month") + 1  # +1: the action checkbox
+    by_minutes = rows(f"o=-{column}")
+    assert [(email, Decimal(minutes)) for email, minutes, _ in by_minutes] == [
+        ("school000000@example.com", Decimal("4000.00")),
+        ("free000000@example.com", Decimal("250.00")),
+        ("free000001@example.com", Decimal("170.50")),
+        ("free000002@example.com", Decimal("0.00")),
     ]
