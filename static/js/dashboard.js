@@ -1,7 +1,9 @@
 /*
  * The usage dashboard: draws the server's chart specs with Chart.js, then keeps the page's
- * numbers fresh by polling the analytics API with the page's own query string. Charts are
- * updated in place (chart.update()), never re-created; nothing reloads the page.
+ * numbers fresh: an EventSource on the page's stream says when usage was recorded, and the page
+ * re-reads the analytics API with its own query string; while the stream is down it polls that
+ * API instead, and reconnects. Charts are updated in place (chart.update()), never re-created;
+ * nothing reloads the page.
  *
  * Numbers are formatted exactly as the server's `number`/`signed` filters do (comma
  * grouping, fixed decimals, half-up rounding) so a refresh never changes their shape.
@@ -216,7 +218,7 @@
     updatePlan(root, data.plan);
   }
 
-  /* ---- polling ------------------------------------------------------------------------ */
+  /* ---- live updates: Server-Sent Events, polling when the stream is down ------------------ */
   function start(root) {
     var specsNode = document.getElementById("chart-specs");
     var charts = {};
@@ -226,15 +228,24 @@
     var every = Math.max(5, Number(root.dataset.refreshSeconds) || 30) * 1000;
     var stamp = document.getElementById("last-updated");
     var problem = document.getElementById("refresh-error");
+    var liveBadge = document.getElementById("live-status");
     var clock = new Intl.DateTimeFormat("en-GB", {
       timeZone: root.dataset.timezone || undefined,
       hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
     });
     var timer = null;
     var inFlight = null;
+    var again = false;
+    var live = false;
+    var source = null;
+    var reconnectMs = 2000;
+    var refreshes = 0;
 
     function refresh() {
-      if (inFlight) return inFlight;
+      if (inFlight) {
+        again = true; // news arrived during a read that may have started before it: read once more
+        return inFlight;
+      }
       inFlight = fetch(url, { credentials: "same-origin", headers: { Accept: "application/json", "X-Dashboard-Refresh": "1" } })
         .then(function (response) {
           if (!response.ok) throw new Error(response.status + " " + response.statusText);
@@ -247,6 +258,7 @@
           stamp.dateTime = now.toISOString();
           setText(stamp, clock.format(now));
           problem.hidden = true;
+          refreshes += 1;
           return data;
         })
         .catch(function (error) {
@@ -255,23 +267,60 @@
         })
         .finally(function () {
           inFlight = null;
+          if (again) {
+            again = false;
+            refresh();
+          }
         });
       return inFlight;
+    }
+
+    function setLive(on) {
+      live = on;
+      root.dataset.live = on ? "1" : "0";
+      if (liveBadge) liveBadge.hidden = !on;
     }
 
     function schedule() {
       clearTimeout(timer);
       timer = setTimeout(function () {
-        if (document.hidden) return schedule(); // a background tab does not poll
+        // A background tab does not poll; nor does a page the stream keeps up to date.
+        if (document.hidden || live) return schedule();
         refresh().then(schedule);
       }, every);
     }
 
+    function connect() {
+      if (!window.EventSource || !root.dataset.streamUrl) return;
+      source = new EventSource(root.dataset.streamUrl);
+      source.addEventListener("ready", function () {
+        reconnectMs = 2000;
+        setLive(true);
+        refresh(); // whatever changed between the page's render and the subscription
+      });
+      source.addEventListener("usage", function () { refresh(); });
+      source.onerror = function () {
+        setLive(false); // polling takes over at once
+        if (source.readyState === EventSource.CLOSED) {
+          // The server said no (e.g. 204 under WSGI) or went away for good: try again later, less often.
+          setTimeout(connect, reconnectMs);
+          reconnectMs = Math.min(reconnectMs * 2, 60000);
+        } // else EventSource reconnects by itself after the server's "retry"
+      };
+    }
+
     document.addEventListener("visibilitychange", function () {
-      if (!document.hidden) refresh().then(schedule);
+      if (!document.hidden && !live) refresh().then(schedule);
     });
     schedule();
-    return { refresh: refresh, charts: charts };
+    connect();
+    return {
+      refresh: refresh,
+      charts: charts,
+      isLive: function () { return live; },
+      refreshes: function () { return refreshes; },
+      stream: function () { return source; },
+    };
   }
 
   wirePeriodForm();
