@@ -9,6 +9,7 @@ import datetime
 import io
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pypdf
@@ -19,6 +20,7 @@ from analytics.templatetags.dashboard import number
 from analytics.usage import usage_series, usage_summary
 from coaching import services
 from coaching.models import CoachingSession, UsageLog, User
+from tests.analytics.live_server import AsgiServer
 
 from .conftest import collect_errors, log_in, wait_for_charts
 
@@ -156,4 +158,43 @@ def test_phone_sized_screen_in_traditional_chinese(new_tab, live_server, demo_co
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=OUTPUT / "dashboard-phone.png", full_page=True)
+    assert errors == []
+
+
+@pytest.fixture
+def asgi_server(demo_coach, settings):
+    """uvicorn (ASGI) in a thread on the test database: the page's event stream stays open there."""
+    settings.WHITENOISE_USE_FINDERS = True  # static files from the app directories, as under DEBUG
+    settings.LIVE_CHANNEL_PREFIX = f"i14e2e:{time.monotonic_ns()}:"
+    with AsgiServer() as server:
+        yield server
+
+
+def test_new_usage_shows_within_two_seconds_through_the_event_stream(tab, asgi_server, demo_coach):
+    page = tab
+    errors = collect_errors(page)
+    log_in(page, asgi_server)
+    page.wait_for_function("() => window.usageDashboard.isLive()")
+    assert page.locator("#live-status").is_visible()
+    page.evaluate("() => { window.stillTheSamePage = true; }")
+    before = page.locator('[data-metric="minutes_used"] [data-value]').inner_text()
+
+    finished = CoachingSession.objects.get(coach=demo_coach, status="processing")
+    started = time.monotonic()
+    services.session_processing_finish(finished)  # records the usage; the stream hears it on commit
+    expected = expected_cards(demo_coach, {"period": "30d"})
+    assert expected["minutes_used"] != before
+    page.wait_for_function(
+        "want => document.querySelector('[data-metric=\"minutes_used\"] [data-value]').textContent === want",
+        arg=expected["minutes_used"],
+        timeout=2000,
+    )
+    assert time.monotonic() - started < 2
+    assert shown_cards(page) == expected
+    assert page.evaluate("() => window.stillTheSamePage === true")  # no reload
+
+    # The stream drops (the server closes it): the page polls meanwhile and reconnects by itself.
+    page.evaluate("() => window.usageDashboard.stream().close() || window.usageDashboard.stream().onerror()")
+    assert page.evaluate("() => window.usageDashboard.isLive()") is False
+    page.wait_for_function("() => window.usageDashboard.isLive()", timeout=10_000)
     assert errors == []
