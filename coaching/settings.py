@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The language a user chose with the switch (User.language) beats the browser's Accept-Language.
+    "coaching.language.UserLanguageMiddleware",
     # Counts authenticated /api/ requests per user per UTC day (api_calls_made).
     "coaching.middleware.ApiCallCounterMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
