@@ -93,6 +93,7 @@
 
   function configFor(spec) {
     var round = isRound(spec.type);
+    var axes = spec.axes || {}; // translated on the server; the API's refreshed specs keep these
     return {
       type: spec.type,
       data: { labels: spec.labels.slice(), datasets: spec.datasets.map(function (ds, i) { return datasetFor(spec, ds, i); }) },
@@ -101,10 +102,14 @@
         maintainAspectRatio: false,
         animation: { duration: 250 },
         plugins: { legend: { position: "bottom", labels: { usePointStyle: !round } } },
+        onClick: spec.id === "minutes" ? function (event, elements, chart) {
+          if (elements.length) showRowsOf(chart.data.labels[elements[0].index]);
+        } : undefined,
         scales: round ? {} : {
+          x: { title: { display: Boolean(axes.x), text: axes.x || "" } },
           y: {
             beginAtZero: true,
-            title: { display: Boolean(spec.unit), text: spec.unit || "" },
+            title: { display: Boolean(axes.y || spec.unit), text: axes.y || spec.unit || "" },
             // Counts have no fractions; minutes may.
             ticks: { precision: spec.unit === "min" ? undefined : 0 },
           },
@@ -163,24 +168,54 @@
     });
   }
 
+  /* ---- drill-down: a bar of the minutes chart shows the history rows behind it -------------- */
+  function showRowsOf(label) {
+    var root = document.querySelector("[data-dashboard]");
+    var section = document.querySelector("[data-history]");
+    if (!root || !section || !label) return;
+    var url = "?" + root.dataset.periodQuery + "&on=" + encodeURIComponent(label);
+    fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(new Error(response.status)); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("[data-history]");
+        if (!fresh) return;
+        section.replaceWith(fresh);
+        fresh.dataset.on = label;
+        fresh.scrollIntoView({ block: "start" });
+      })
+      .catch(function () { window.location.href = url + "#history"; }); // the page itself can show them
+  }
+
   /* ---- cards -------------------------------------------------------------------------- */
-  function updateChange(card, change, decimals) {
+  function toneOf(delta, polarity) {
+    if (delta === 0) return "same";
+    if (polarity === "neutral") return "neutral";
+    return (delta > 0) === (polarity === "bad") ? "bad" : "good";
+  }
+
+  function updateChange(root, card, change, decimals) {
     var box = card.querySelector("[data-change]");
-    if (!box) return;
+    if (!box || root.dataset.allTime) return; // "All time" has no previous period to compare with
     var text = box.querySelector("[data-change-text]");
     var arrow = box.querySelector("[data-change-arrow]");
+    var tone = "none";
     if (!change || change.delta === null || change.delta === undefined) {
       setText(text, "\u2014");
       if (arrow) setText(arrow, "");
-      return;
+    } else {
+      var absolute = Number(change.delta);
+      var label = formatSigned(absolute, decimals);
+      if (label === formatNumber(0, decimals)) {
+        label = root.dataset.noChange || "No change";
+        absolute = 0;
+      } else if (change.percent !== null && change.percent !== undefined) {
+        label += " (" + formatSigned(change.percent, 1) + " %)";
+      }
+      setText(text, label);
+      if (arrow) setText(arrow, absolute > 0 ? "\u25B2" : absolute < 0 ? "\u25BC" : "");
+      tone = toneOf(absolute, card.dataset.polarity || "neutral");
     }
-    var absolute = Number(change.delta);
-    var label = formatSigned(absolute, decimals);
-    if (change.percent !== null && change.percent !== undefined) label += " (" + formatSigned(change.percent, 1) + " %)";
-    setText(text, label);
-    if (arrow) setText(arrow, absolute > 0 ? "\u25B2" : absolute < 0 ? "\u25BC" : "\uFF1D");
-    box.classList.toggle("up", absolute > 0);
-    box.classList.toggle("down", absolute < 0);
+    box.className = box.className.replace(/\btone-\S+/, "tone-" + tone);
   }
 
   function updatePlan(root, plan) {
@@ -213,7 +248,7 @@
       var metric = card.dataset.metric;
       var decimals = Number(card.dataset.decimals);
       setText(card.querySelector("[data-value]"), formatNumber(data[metric], decimals));
-      updateChange(card, data.changes ? data.changes[metric] : null, decimals);
+      updateChange(root, card, data.changes ? data.changes[metric] : null, decimals);
     });
     updatePlan(root, data.plan);
   }
