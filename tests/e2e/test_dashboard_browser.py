@@ -201,3 +201,103 @@ def test_new_usage_shows_within_two_seconds_through_the_event_stream(asgi_server
     assert page.evaluate("() => window.usageDashboard.isLive()") is False
     page.wait_for_function("() => window.usageDashboard.isLive()", timeout=10_000)
     assert errors == []
+
+
+def test_language_switch_is_remembered_and_translates_the_chart_axes(new_tab, live_server, demo_coach):
+    page = new_tab()  # an English browser
+    errors = collect_errors(page)
+    log_in(page, live_server)
+    assert page.locator("h1").inner_text() == "Your usage"
+    page.get_by_label("Language").select_option("zh-hant")
+    page.wait_for_function("() => document.documentElement.lang === 'zh-hant'")
+    wait_for_charts(page)
+    assert page.locator("h1").inner_text() == "我的用量"
+    assert page.evaluate("() => Chart.getChart('chart-minutes').options.scales.y.title.text") == "分鐘"
+    assert page.evaluate("() => Chart.getChart('chart-minutes').options.scales.x.title.text") == "日期"
+    demo_coach.refresh_from_db()
+    assert demo_coach.language == "zh-hant"
+
+    # Another English browser, another day: the coach's choice, not Accept-Language, decides.
+    other = new_tab()
+    other.goto(f"{live_server.url}/accounts/login/")
+    other.get_by_label("Email").fill(demo_coach.email)
+    other.get_by_label("Password").fill("coach-demo-2026")
+    other.get_by_role("button", name="Log in").click()
+    other.wait_for_url("**/dashboard/usage")
+    assert other.locator("h1").inner_text() == "我的用量"
+    assert errors == []
+
+
+def test_clicking_a_bar_shows_the_rows_behind_it(tab, live_server, demo_coach):
+    page = tab
+    errors = collect_errors(page)
+    log_in(page, live_server)
+    thirty = parse_period({"period": "30d"}, tz=demo_coach.tzinfo)
+    series = usage_series(User.objects.filter(pk=demo_coach.pk), thirty)
+    busiest = max(range(len(series)), key=lambda i: series[i]["minutes"])
+    label = series[busiest]["label"]
+    point = page.evaluate(
+        "i => { const bar = Chart.getChart('chart-minutes').getDatasetMeta(0).data[i];"
+        " return {x: bar.x, y: (bar.y + bar.base) / 2}; }",
+        busiest,
+    )
+    url_before = page.url
+    page.locator("#chart-minutes").click(position=point)
+    page.wait_for_selector(f'[data-history][data-on="{label}"]')
+    day = datetime.date.fromisoformat(label)
+    shown = page.locator("[data-history-rows] tr td:first-child").all_inner_texts()
+    tz = demo_coach.tzinfo
+    expected = UsageLog.objects.filter(
+        user=demo_coach,
+        created_at__gte=datetime.datetime.combine(day, datetime.time(), tz),
+        created_at__lt=datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time(), tz),
+    ).order_by("-created_at", "-pk")[:25]
+    assert shown == [row.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") for row in expected]
+    assert len(shown) > 0
+    assert page.locator("[data-history-filter]").inner_text().startswith(f"Rows of {label} (the bar you chose).")
+    assert page.url == url_before  # no reload: the section was replaced in place
+    assert errors == []
+
+
+def test_undo_asks_first_then_runs_with_the_progress_page(tab, live_server, demo_coach):
+    from coaching import bulk
+    from coaching.models import BulkOperation, MonthlyUsage
+
+    User.objects.filter(email="admin@example.com").update(language="en")  # the demo admin (TW) chose English
+    admin = User.objects.get(email="admin@example.com")
+    counter = MonthlyUsage.objects.get(user=demo_coach)
+    minutes_before = counter.minutes
+    assert minutes_before > 0
+    op, _ = bulk.operation_create(
+        kind="reset_usage", user_ids=[str(demo_coach.pk)], parameters={"reset_type": "all"}, requested_by=admin
+    )  # transaction=True test: on commit is at once, and tasks run eagerly on the embedded default
+    assert MonthlyUsage.objects.get(user=demo_coach).minutes == 0
+
+    page = tab
+    errors = collect_errors(page)
+    missing = []
+    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/coaching/bulkoperation/{op.pk}/change/")
+    page.get_by_label("Email").fill("admin@example.com")
+    page.get_by_label("Password").fill("admin-demo-2026")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"**/admin/coaching/bulkoperation/{op.pk}/change/")
+    assert "(100%)" in page.locator(".bulk-counts").inner_text().replace(" ", "")
+
+    page.get_by_role("link", name="Undo this reset…").click()
+    page.wait_for_url(f"**/admin/coaching/bulkoperation/{op.pk}/undo/")
+    intro = " ".join(page.locator("#undo-intro").inner_text().split())
+    assert "this restores 1 user's counters for" in intro
+    assert page.locator("#undo-minutes").inner_text() == f"{minutes_before:.2f}"
+    assert MonthlyUsage.objects.get(user=demo_coach).minutes == 0  # asking changed nothing
+
+    page.get_by_role("button", name="Yes, I’m sure").click()
+    page.wait_for_url(f"**/admin/coaching/bulkoperation/{op.pk}/change/")
+    assert "Undo started: restoring 1 user's counters." in page.locator(".messagelist").inner_text()
+    assert page.locator("#bulk-status").inner_text() == "Reverted"
+    assert MonthlyUsage.objects.get(user=demo_coach).minutes == minutes_before
+    assert BulkOperation.objects.get(pk=op.pk).status == "reverted"
+    assert page.get_by_role("link", name="Undo this reset…").count() == 0
+    # Django's admin pages name no icon, so Chromium asks for /favicon.ico: the one 404 allowed.
+    assert {url.removeprefix(live_server.url) for url in missing} <= {"/favicon.ico"}
+    assert [e for e in errors if "404 (Not Found)" not in e] == []
