@@ -63,6 +63,18 @@
     }
     select.addEventListener("change", sync);
     sync();
+    // The range in the page's language (the date fields follow the browser's), kept in step with the fields.
+    var hint = document.querySelector("[data-date-hint]");
+    var from = document.getElementById("id_from");
+    var to = document.getElementById("id_to");
+    if (!hint || !from || !to) return;
+    var long = new Intl.DateTimeFormat(document.documentElement.lang || undefined, { dateStyle: "long", timeZone: "UTC" });
+    function describe() {
+      if (!from.value || !to.value) return;
+      setText(hint, long.format(new Date(from.value + "T00:00:00Z")) + " \u2013 " + long.format(new Date(to.value + "T00:00:00Z")));
+    }
+    from.addEventListener("change", describe);
+    to.addEventListener("change", describe);
   }
 
   /* ---- charts ------------------------------------------------------------------------- */

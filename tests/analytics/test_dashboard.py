@@ -340,3 +340,16 @@ def test_history_is_searchable_by_client_and_title_and_by_a_chart_bar(client, al
     assert bad.text(".error-box .error") == (
         "March is not a day (YYYY-MM-DD) or a month (YYYY-MM): pick a bar of the chart again."
     )
+
+
+def test_the_chosen_range_is_written_in_the_users_language(client, alice_world):
+    alice_world.language = "zh-hant"
+    alice_world.save(update_fields=["language"])
+    page = get(client, alice_world, f"{URL}?from=2026-03-01&to=2026-03-20")
+    assert page.all("#id_from")[0].get("lang") == "zh-hant"
+    assert page.text("[data-date-hint]") == "2026年3月1日 – 2026年3月20日"
+    alice_world.language = "en"
+    alice_world.save(update_fields=["language"])
+    assert get(client, alice_world, f"{URL}?from=2026-03-01&to=2026-03-20").text("[data-date-hint]") == (
+        "March 1, 2026 – March 20, 2026"
+    )
