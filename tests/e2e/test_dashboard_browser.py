@@ -40,6 +40,14 @@ CARDS = {
 }
 
 
+def docs_screenshot(page_or_element, name: str, **options) -> None:
+    """Save ``output/<name>``; with ``UPDATE_DOCS_SCREENSHOT=1`` also ``docs/<name>`` (docs/dashboard.md shows them)."""
+    OUTPUT.mkdir(exist_ok=True)
+    page_or_element.screenshot(path=OUTPUT / name, **options)
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+        shutil.copyfile(OUTPUT / name, ROOT / "docs" / name)
+
+
 def expected_cards(coach: User, params: dict) -> dict[str, str]:
     period = parse_period(params, tz=coach.tzinfo)
     summary = usage_summary(User.objects.filter(pk=coach.pk), period)
@@ -195,6 +203,7 @@ def test_new_usage_shows_within_two_seconds_through_the_event_stream(asgi_server
     assert time.monotonic() - started < 2
     assert shown_cards(page) == expected
     assert page.evaluate("() => window.stillTheSamePage === true")  # no reload
+    docs_screenshot(page.locator(".dash-head"), "dashboard-live.png")
 
     # The stream drops (the server closes it): the page polls meanwhile and reconnects by itself.
     page.evaluate("() => window.usageDashboard.stream().close() || window.usageDashboard.stream().onerror()")
@@ -216,6 +225,7 @@ def test_language_switch_is_remembered_and_translates_the_chart_axes(new_tab, li
     assert page.evaluate("() => Chart.getChart('chart-minutes').options.scales.x.title.text") == "日期"
     demo_coach.refresh_from_db()
     assert demo_coach.language == "zh-hant"
+    docs_screenshot(page, "dashboard-zh-hant.png")
 
     # Another English browser, another day: the coach's choice, not Accept-Language, decides.
     other = new_tab()
@@ -256,7 +266,14 @@ def test_clicking_a_bar_shows_the_rows_behind_it(tab, live_server, demo_coach):
     assert len(shown) > 0
     assert page.locator("[data-history-filter]").inner_text().startswith(f"Rows of {label} (the bar you chose).")
     assert page.url == url_before  # no reload: the section was replaced in place
-    assert errors == []
+    docs_screenshot(page.locator("[data-history]"), "dashboard-drilldown.png")
+
+    # A coach who follows a link to a staff page: a page of the site saying so, not Django's bare 403.
+    refused = page.goto(f"{live_server.url}/dashboard/billing")
+    assert refused.status == 403
+    assert page.locator("h1").inner_text() == "This page is not available to you"
+    docs_screenshot(page, "forbidden.png")
+    assert [e for e in errors if "403 (Forbidden)" not in e] == []
 
 
 def test_undo_asks_first_then_runs_with_the_progress_page(tab, live_server, demo_coach):
@@ -290,7 +307,11 @@ def test_undo_asks_first_then_runs_with_the_progress_page(tab, live_server, demo
     assert "this restores 1 user's counters for" in intro
     assert page.locator("#undo-minutes").inner_text() == f"{minutes_before:.2f}"
     assert MonthlyUsage.objects.get(user=demo_coach).minutes == 0  # asking changed nothing
+    page.evaluate("() => localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+    page.reload()
+    docs_screenshot(page, "admin-undo-confirm.png")
 
+    page.evaluate("() => localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
     page.get_by_role("button", name="Yes, I’m sure").click()
     page.wait_for_url(f"**/admin/coaching/bulkoperation/{op.pk}/change/")
     assert "Undo started: restoring 1 user's counters." in page.locator(".messagelist").inner_text()
@@ -298,6 +319,11 @@ def test_undo_asks_first_then_runs_with_the_progress_page(tab, live_server, demo
     assert MonthlyUsage.objects.get(user=demo_coach).minutes == minutes_before
     assert BulkOperation.objects.get(pk=op.pk).status == "reverted"
     assert page.get_by_role("link", name="Undo this reset…").count() == 0
+    # The user list: this month's minutes against the plan, filterable by how close to it each user is.
+    page.evaluate("() => localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")  # room for the columns
+    page.goto(f"{live_server.url}/admin/coaching/user/?o=-4")
+    assert page.locator("th.column-minutes_this_month").count() == 1
+    docs_screenshot(page, "admin-users.png")
     # Django's admin pages name no icon, so Chromium asks for /favicon.ico: the one 404 allowed.
     assert {url.removeprefix(live_server.url) for url in missing} <= {"/favicon.ico"}
     assert [e for e in errors if "404 (Not Found)" not in e] == []
