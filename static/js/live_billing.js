@@ -54,10 +54,15 @@
   function connect() {
     if (!window.EventSource || !streamUrl) return;
     var source = new EventSource(streamUrl);
-    source.addEventListener("ready", function () { live = true; reconnectMs = 2000; });
+    source.addEventListener("ready", function () {
+      live = true;
+      reconnectMs = 2000;
+      document.documentElement.dataset.billingLive = "1";
+    });
     source.addEventListener("billing", refresh);
     source.onerror = function () {
       live = false;
+      document.documentElement.dataset.billingLive = "0";
       if (source.readyState === EventSource.CLOSED) {
         setTimeout(connect, reconnectMs);
         reconnectMs = Math.min(reconnectMs * 2, 60000);

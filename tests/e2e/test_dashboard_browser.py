@@ -299,7 +299,14 @@ def test_undo_asks_first_then_runs_with_the_progress_page(tab, live_server, demo
     page.get_by_label("Password").fill("admin-demo-2026")
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"**/admin/coaching/bulkoperation/{op.pk}/change/")
-    assert "(100%)" in page.locator(".bulk-counts").inner_text().replace(" ", "")
+    assert "(100%)" in page.locator(".bulk-counts").inner_text()
+    # …and it looks like it: no gap drawn between "100" and "%" (it once read "(100    %)").
+    gap = page.evaluate(
+        """() => { const number = document.getElementById('bulk-percent'); const range = document.createRange();
+                   range.selectNodeContents(number.nextSibling);
+                   return range.getBoundingClientRect().left - number.getBoundingClientRect().right; }"""
+    )
+    assert abs(gap) < 1
 
     page.get_by_role("link", name="Undo this reset…").click()
     page.wait_for_url(f"**/admin/coaching/bulkoperation/{op.pk}/undo/")
@@ -327,3 +334,20 @@ def test_undo_asks_first_then_runs_with_the_progress_page(tab, live_server, demo
     # Django's admin pages name no icon, so Chromium asks for /favicon.ico: the one 404 allowed.
     assert {url.removeprefix(live_server.url) for url in missing} <= {"/favicon.ico"}
     assert [e for e in errors if "404 (Not Found)" not in e] == []
+
+
+def test_the_billing_page_refreshes_itself_for_staff_when_usage_is_recorded(asgi_server, tab, demo_coach):
+    page = tab
+    errors = collect_errors(page)
+    User.objects.filter(email="staff@example.com").update(language="en")
+    page.goto(f"{asgi_server.url}/accounts/login/?next=/dashboard/billing")
+    page.get_by_label("Email").fill("staff@example.com")
+    page.get_by_label("Password").fill("staff-demo-2026")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/dashboard/billing")
+    page.wait_for_function("() => document.documentElement.dataset.billingLive === '1'")
+    page.evaluate("() => { window.stillTheSamePage = true; }")
+    services.usage_record(demo_coach, session=None, kind="adjustment", seconds=60)
+    page.wait_for_function("() => document.documentElement.dataset.billingRefreshed", timeout=5000)
+    assert page.evaluate("() => window.stillTheSamePage === true")
+    assert errors == []
