@@ -1,8 +1,10 @@
 """The coach's usage page, ``/dashboard/usage``: parse the period, scope to the coach, call, render.
 
 Every number on the page comes from ``UsageAnalyticsApi.analytics`` (``analytics.usage`` and
-``analytics.charts`` underneath): the very body the JSON API returns and the page then polls,
-so the first render and every refresh agree.
+``analytics.charts`` underneath): the very body the JSON API returns and the page re-reads when
+its event stream says usage was recorded (``analytics.views.live``) or, without a stream, polls;
+so the first render and every refresh agree. The history table (search, one chart bar's rows)
+is the view's own: the coach's ledger rows, a page at a time.
 """
 
 from __future__ import annotations
