@@ -31,6 +31,10 @@ BILLING = "billing"
 CLOSED = ""  # put on a subscriber's queue when its channel broke: the stream ends, the page reconnects
 
 
+class ChannelDown(Exception):
+    """The live channel (Redis) cannot be subscribed to right now; the pages poll meanwhile."""
+
+
 def usage_topic(user_id) -> str:
     return f"usage:{user_id}"
 
@@ -138,9 +142,15 @@ async def subscribe(*topics: str) -> AsyncIterator[asyncio.Queue]:
 async def _redis_subscription(queue: asyncio.Queue, topics: tuple[str, ...]):
     import redis.asyncio as aioredis
 
-    client = aioredis.Redis.from_url(_redis_url())
+    client = aioredis.Redis.from_url(_redis_url(), socket_connect_timeout=2)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(*(_channel(t) for t in topics))
+    try:
+        await pubsub.subscribe(*(_channel(t) for t in topics))
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
+            await client.aclose()
+        raise ChannelDown(f"{type(exc).__name__}: {exc}") from exc
 
     async def pump() -> None:
         try:

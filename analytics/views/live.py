@@ -12,6 +12,7 @@ ever, so the view answers ``204 No Content`` there: ``EventSource`` stops, and t
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -21,7 +22,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 
 from coaching import live
 
+log = logging.getLogger(__name__)
 RETRY_MS = 3000  # how soon EventSource reconnects after the stream drops
+DOWN_RETRY_MS = 30000  # …and when the channel itself is down (the page polls meanwhile)
 
 
 async def usage_stream(request: HttpRequest) -> HttpResponse:
@@ -56,14 +59,18 @@ async def _events(topic: str, *, event: str):
     # for as long as the stream does: one idle PostgreSQL connection per open page. A stream needs none.
     await sync_to_async(connections.close_all)()
     keepalive = settings.LIVE_KEEPALIVE_SECONDS
-    async with live.subscribe(topic) as queue:
-        yield f"retry: {RETRY_MS}\nevent: ready\ndata: {{}}\n\n"
-        while True:
-            try:
-                message = await asyncio.wait_for(queue.get(), timeout=keepalive)
-            except TimeoutError:
-                yield ": keep-alive\n\n"
-                continue
-            if message == live.CLOSED:
-                return  # the channel broke: end the stream, EventSource reconnects
-            yield f"event: {event}\ndata: {message}\n\n"
+    try:
+        async with live.subscribe(topic) as queue:
+            yield f"retry: {RETRY_MS}\nevent: ready\ndata: {{}}\n\n"
+            while True:
+                try:
+                    message = await asyncio.wait_for(queue.get(), timeout=keepalive)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if message == live.CLOSED:
+                    return  # the channel broke: end the stream, EventSource reconnects
+                yield f"event: {event}\ndata: {message}\n\n"
+    except live.ChannelDown as exc:
+        log.warning("Live stream %s not opened: %s", topic, exc)
+        yield f"retry: {DOWN_RETRY_MS}\nevent: unavailable\ndata: {{}}\n\n"  # ends: the page polls, retries later

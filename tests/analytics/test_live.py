@@ -127,3 +127,13 @@ def test_a_broken_redis_never_fails_recording_usage(coach, settings, caplog):
         f"Live update for usage:{coach.pk} {refused}",
         f"Live update for billing {refused}",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_down_the_stream_ends_at_once_and_asks_for_a_later_retry(asgi, coach, settings, caplog):
+    settings.LIVE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    with caplog.at_level(logging.WARNING, logger="analytics.views.live"):
+        response = requests.get(asgi.url + STREAM, cookies=session_cookie(coach), timeout=10)
+    assert response.status_code == 200
+    assert response.text == "retry: 30000\nevent: unavailable\ndata: {}\n\n"
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["Live stream usage"]
