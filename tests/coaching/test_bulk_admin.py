@@ -272,3 +272,54 @@ def test_user_list_shows_this_months_minutes_against_the_plan_sortable_and_filte
         ("free000001@example.com", Decimal("170.50")),
         ("free000002@example.com", Decimal("0.00")),
     ]
+
+
+@pytest.mark.real_worker
+@pytest.mark.django_db(transaction=True)
+def test_undo_from_the_admin_runs_on_a_real_worker(admin_user, celery_worker_process):
+    """PostgreSQL + Redis: the admin's undo is queued, a worker runs it, the page polls until "reverted"."""
+    from coaching import celery_app
+
+    eager, celery_app.conf.task_always_eager = celery_app.conf.task_always_eager, False  # this module runs eagerly
+    try:
+        _undo_on_a_worker(admin_user, celery_worker_process)
+    finally:
+        celery_app.conf.task_always_eager = eager
+
+
+def _undo_on_a_worker(admin_user, celery_worker_process) -> None:
+    import importlib
+    import time
+
+    from django.apps import apps as django_apps
+
+    importlib.import_module("coaching.migrations.0002_seed_plans").seed(django_apps, None)
+    many = make_users(300)
+    give_usage(many, period=MARCH)
+    op, _ = bulk.operation_create(
+        kind="reset_usage",
+        user_ids=[str(u.pk) for u in many],
+        parameters={"reset_type": "all"},
+        requested_by=admin_user,
+    )
+
+    def status(timeout: float = 120) -> BulkOperation:
+        deadline = time.monotonic() + timeout
+        while (current := BulkOperation.objects.get(pk=op.pk)).status not in ("succeeded", "reverted") or (
+            bulk.undo_pending(current)
+        ):
+            assert time.monotonic() < deadline, celery_worker_process.log_path.read_text()[-2000:]
+            time.sleep(0.2)
+        return current
+
+    assert status().status == "succeeded"
+    client = Client()
+    client.force_login(admin_user)
+    undo_url = reverse("admin:coaching_bulkoperation_undo", args=[op.pk])
+    assert client.post(undo_url, {"post": "yes"}).status_code == 302
+    page = client.get(reverse("admin:coaching_bulkoperation_change", args=[op.pk])).content.decode()
+    assert 'id="bulk-undoing"' in page or "Reverted" in page  # queued (polling) or already done by the worker
+    done = status()
+    assert (done.status, done.summary["undo"]) == ("reverted", {"users_restored": 300, "users_not_restored": 0})
+    assert MonthlyUsage.objects.get(user=many[299]).minutes == Decimal("309.25")
+    assert "coaching.tasks.bulk_operation_undo" in celery_worker_process.log_path.read_text()
