@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import threading
+import weakref
 from collections.abc import AsyncIterator
 
 from django.conf import settings
@@ -122,7 +123,10 @@ def usage_recorded(user_id) -> None:
 
 @contextlib.asynccontextmanager
 async def subscribe(*topics: str) -> AsyncIterator[asyncio.Queue]:
-    """A queue of the messages published to ``topics`` while the block runs."""
+    """A queue of the messages published to ``topics`` while the block runs.
+
+    Raises ``ChannelDown`` when Redis cannot be subscribed to.
+    """
     queue: asyncio.Queue = asyncio.Queue(maxsize=16)
     if not _redis_url():
         loop = asyncio.get_running_loop()
@@ -134,43 +138,110 @@ async def subscribe(*topics: str) -> AsyncIterator[asyncio.Queue]:
             for topic in topics:
                 HUB.remove(topic, queue)
         return
-    async with _redis_subscription(queue, topics):
-        yield queue
-
-
-@contextlib.asynccontextmanager
-async def _redis_subscription(queue: asyncio.Queue, topics: tuple[str, ...]):
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(_redis_url(), socket_connect_timeout=2)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    try:
-        await pubsub.subscribe(*(_channel(t) for t in topics))
-    except Exception as exc:
-        with contextlib.suppress(Exception):
-            await pubsub.aclose()
-            await client.aclose()
-        raise ChannelDown(f"{type(exc).__name__}: {exc}") from exc
-
-    async def pump() -> None:
-        try:
-            async for item in pubsub.listen():
-                if item.get("type") == "message":
-                    data = item["data"]
-                    _offer(queue, data.decode() if isinstance(data, bytes) else str(data))
-        except Exception as exc:  # noqa: BLE001 - Redis went away: end the stream, the page reconnects
-            log.warning("Live channel closed: %s: %s", type(exc).__name__, exc)
-        finally:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(CLOSED)
-
-    task = asyncio.create_task(pump())
+    fanout = _fanout()
+    await fanout.add(topics, queue)
     try:
         yield queue
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await fanout.remove(topics, queue)
+
+
+_fanouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fanout() -> _RedisFanout:
+    loop = asyncio.get_running_loop()
+    if loop not in _fanouts:
+        _fanouts[loop] = _RedisFanout()
+    return _fanouts[loop]
+
+
+class _RedisFanout:
+    """One Redis pub/sub connection per event loop (one per server process), shared by all its streams.
+
+    A channel is subscribed while at least one stream of this process follows its topic. If the
+    connection breaks, every stream gets ``CLOSED`` (and ends; the pages reconnect), and the next
+    stream to open connects again.
+    """
+
+    def __init__(self) -> None:
+        self.queues: dict[str, set[asyncio.Queue]] = {}
+        self.client = None
+        self.pubsub = None
+        self.task: asyncio.Task | None = None
+        self.lock = asyncio.Lock()
+
+    async def add(self, topics: tuple[str, ...], queue: asyncio.Queue) -> None:
+        async with self.lock:
+            new = [t for t in topics if t not in self.queues]
+            try:
+                if self.pubsub is None:
+                    await self._reset()  # what is left of a connection that broke
+                    await self._connect()
+                if new:
+                    await self.pubsub.subscribe(*(_channel(t) for t in new))
+            except Exception as exc:
+                await self._reset()
+                raise ChannelDown(f"{type(exc).__name__}: {exc}") from exc
+            for topic in topics:
+                self.queues.setdefault(topic, set()).add(queue)
+
+    async def remove(self, topics: tuple[str, ...], queue: asyncio.Queue) -> None:
+        async with self.lock:
+            gone = []
+            for topic in topics:
+                followers = self.queues.get(topic)
+                if followers is None:
+                    continue
+                followers.discard(queue)
+                if not followers:
+                    del self.queues[topic]
+                    gone.append(topic)
+            if gone and self.pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await self.pubsub.unsubscribe(*(_channel(t) for t in gone))
+
+    async def _connect(self) -> None:
+        import redis.asyncio as aioredis
+
+        # Named, so an operator (or a test) can tell these connections from Celery's in CLIENT LIST.
+        name = f"{_channel('')}subscriber".replace(" ", "_")
+        self.client = aioredis.Redis.from_url(_redis_url(), socket_connect_timeout=2, client_name=name)
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        await self.pubsub.ping()  # connects now, so a Redis that is down is known at once
+        self.task = asyncio.create_task(self._pump(self.pubsub))
+
+    async def _pump(self, pubsub) -> None:
+        prefix = _channel("")
+        try:
+            while True:
+                item = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if not item or item.get("type") != "message":
+                    continue
+                channel, data = item["channel"], item["data"]
+                topic = (channel.decode() if isinstance(channel, bytes) else channel).removeprefix(prefix)
+                message = data.decode() if isinstance(data, bytes) else str(data)
+                for queue in list(self.queues.get(topic, ())):
+                    _offer(queue, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Redis went away: end the streams, the pages reconnect
+            log.warning("Live channel closed: %s: %s", type(exc).__name__, exc)
+            followers = {q for queues in self.queues.values() for q in queues}
+            self.queues.clear()
+            self.pubsub = None  # the next stream to open connects again
+            for queue in followers:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(CLOSED)
+
+    async def _reset(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
         with contextlib.suppress(Exception):
-            await pubsub.aclose()
-            await client.aclose()
+            if self.pubsub is not None:
+                await self.pubsub.aclose()
+            if self.client is not None:
+                await self.client.aclose()
+        self.client = self.pubsub = self.task = None

@@ -37,6 +37,7 @@ class EventReader:
     def __init__(self, response):
         self.events: queue.Queue = queue.Queue()
         self.response = response
+        self.ended = threading.Event()  # the server ended the stream (or the test closed it)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -53,6 +54,8 @@ class EventReader:
                     data += line[5:].strip()
         except Exception:  # noqa: BLE001 - the test closed the stream
             pass
+        finally:
+            self.ended.set()
 
     def next(self, timeout: float):
         try:
@@ -137,3 +140,30 @@ def test_with_redis_down_the_stream_ends_at_once_and_asks_for_a_later_retry(asgi
     assert response.status_code == 200
     assert response.text == "retry: 30000\nevent: unavailable\ndata: {}\n\n"
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["Live stream usage"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_the_redis_connection_breaks_streams_end_and_the_next_one_connects_again(asgi, coach):
+    if not settings.LIVE_REDIS_URL:
+        pytest.skip("Redis pub/sub is the channel only with a Redis URL (PostgreSQL + Redis run)")
+    import redis
+
+    first = requests.get(asgi.url + STREAM, cookies=session_cookie(coach), stream=True, timeout=10)
+    reader = EventReader(first)
+    assert reader.next(timeout=5)[0] == "ready"
+    admin = redis.Redis.from_url(settings.LIVE_REDIS_URL)
+    name = f"{settings.LIVE_CHANNEL_PREFIX}subscriber"
+    ours = [c["id"] for c in admin.client_list() if c.get("name") == name]
+    assert len(ours) == 1  # one connection for every stream of the process
+    admin.client_kill_filter(_id=ours[0])  # only this test's subscriber connection
+
+    assert reader.ended.wait(timeout=5)  # the stream ended: the page's EventSource reconnects
+    assert reader.next(timeout=0.2) is None
+
+    second = requests.get(asgi.url + STREAM, cookies=session_cookie(coach), stream=True, timeout=10)
+    again = EventReader(second)
+    assert again.next(timeout=5)[0] == "ready"
+    services.usage_record(coach, session=None, kind=UsageLog.Kind.ADJUSTMENT, seconds=60)
+    assert again.next(timeout=2)[0] == "usage"
+    first.close()
+    second.close()
