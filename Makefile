@@ -25,7 +25,7 @@ system-deps:
 run: $(VENV)/.runtime system-deps
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --no-progress
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(VENV)/bin/uvicorn coaching.asgi:application --host 127.0.0.1 --port 8000  # ASGI: the live event streams (docs/dashboard.md)
 
 ## make test: lint, then the whole suite on the embedded default, then on PostgreSQL + Redis with a real worker.
 test: $(VENV)/.dev

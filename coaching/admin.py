@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from .admin_bulk import BULK_USER_ACTIONS, BulkOperationAdminMixin, BulkUserActionsMixin
+from .admin_users import MonthUsageColumnsMixin, PlanUsageFilter
 from .models import (
     ApiUsage,
     BulkOperation,
@@ -72,12 +73,14 @@ class PlanAdmin(CheckedModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(CheckedSelectionMixin, BulkUserActionsMixin, DjangoUserAdmin):
+class UserAdmin(CheckedSelectionMixin, MonthUsageColumnsMixin, BulkUserActionsMixin, DjangoUserAdmin):
     actions = [*BULK_USER_ACTIONS]  # exports/admin.py adds the usage report and the export button
     list_display = [
         "email",
         "name",
         "plan",
+        "minutes_this_month",
+        "plan_share",
         "timezone",
         "country",
         "is_active",
@@ -85,7 +88,16 @@ class UserAdmin(CheckedSelectionMixin, BulkUserActionsMixin, DjangoUserAdmin):
         "is_test_account",
         "date_joined",
     ]
-    list_filter = ["plan", "is_active", "is_staff", "is_superuser", "is_test_account", "country", "language"]
+    list_filter = [
+        PlanUsageFilter,
+        "plan",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "is_test_account",
+        "country",
+        "language",
+    ]
     search_fields = ["email", "name"]
     ordering = ["email"]
     date_hierarchy = "date_joined"

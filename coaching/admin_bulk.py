@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from coaching import bulk
+from coaching.bulk.operations import counters_of
 from coaching.models import BulkOperation, BulkOperationResult, Plan
 
 Kind = BulkOperation.Kind
@@ -67,7 +68,8 @@ class BulkUserActionsMixin:
                 error = str(exc)
             else:
                 label = op.get_kind_display().lower()
-                self.message_user(request, f"Started: {label} of {len(ids):,} users.", messages.SUCCESS)
+                noun = "user" if len(ids) == 1 else "users"
+                self.message_user(request, f"Started: {label} of {len(ids):,} {noun}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:coaching_bulkoperation_change", args=[op.pk]))
         select_across = request.POST.get("select_across") == "1"
         context = {
@@ -98,6 +100,7 @@ class BulkOperationAdminMixin:
     """The operation page: progress bar polling the status API, counts, results a page at a time, undo."""
 
     operation_template = "admin/coaching/bulkoperation/operation.html"
+    undo_confirm_template = "admin/coaching/bulkoperation/undo_confirm.html"
 
     def get_queryset(self, request):
         # The selection (up to 100,000 ids of JSON) is never shown: do not read it for every row or poll.
@@ -141,34 +144,97 @@ class BulkOperationAdminMixin:
             "can_undo": request.user.has_perm(bulk.BULK_PERMISSION)
             and op.kind == Kind.RESET_USAGE
             and not op.dry_run
-            and op.status in bulk.operations.UNDOABLE,
+            and op.status in bulk.operations.UNDOABLE
+            and not bulk.undo_pending(op),
+            "undoing": bulk.undo_pending(op),
+            "summary_rows": summary_rows(op.summary or {}),
             "undo_url": reverse("admin:coaching_bulkoperation_undo", args=[op.pk]),
             **(extra_context or {}),
         }
         return TemplateResponse(request, self.operation_template, context)
 
     def undo_view(self, request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+        """GET (or a POST not yet confirmed): what the undo restores, for how many users. Confirmed: queue it."""
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
         if not request.user.has_perm(bulk.BULK_PERMISSION):
             raise PermissionDenied
         op = self.get_object(request, unquote(object_id))
         if op is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        try:
-            op = bulk.operation_undo(op, by=request.user)
-        except bulk.BulkStateError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-        else:
-            undo = op.summary["undo"]
-            self.message_user(
-                request,
-                f"Undone: {undo['users_restored']:,} users' counters restored"
-                + (
-                    f", {undo['users_not_restored']:,} left alone (moved on to a later month)."
-                    if undo["users_not_restored"]
-                    else "."
-                ),
-                messages.SUCCESS,
+        back = HttpResponseRedirect(reverse("admin:coaching_bulkoperation_change", args=[op.pk]))
+        refusal = bulk.operations.undo_refusal(op) or (
+            f"Operation {op.id} is being undone already: wait for it to finish." if bulk.undo_pending(op) else ""
+        )
+        if refusal:
+            self.message_user(request, refusal, messages.ERROR)
+            return back
+        preview = bulk.undo_preview(op)
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            try:
+                bulk.undo_request(op, by=request.user)
+            except bulk.BulkStateError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"Undo started: restoring {counters_of(preview.users_restored)}.", messages.SUCCESS
+                )
+            return back
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Undo this reset: are you sure?",
+            "opts": self.opts,
+            "op": op,
+            "preview": preview,
+            "restored_phrase": counters_of(preview.users_restored),
+            "moved_on_phrase": counters_of(preview.users_moved_on),
+        }
+        return TemplateResponse(request, self.undo_confirm_template, context)
+
+
+# What the operation page calls each figure of ``BulkOperation.summary`` (never the raw field names).
+SUMMARY_SECTIONS = {"dry_run": "Dry run", "done": "Done", "undo": "Undo"}
+SUMMARY_FIGURES = {
+    "users_selected": "users selected",
+    "users_affected": "users that would change",
+    "users_skipped": "users with nothing to do",
+    "minutes": "minutes",
+    "sessions": "sessions",
+    "transcriptions": "transcriptions",
+    "by_current_plan": "plans they were on",
+    "users_changed": "users changed",
+    "minutes_archived": "minutes archived",
+    "sessions_archived": "sessions archived",
+    "transcriptions_archived": "transcriptions archived",
+    "users_restored": "users restored",
+    "users_not_restored": "users left alone (moved on to a later month)",
+    "status": "status",
+    "requested_by": "asked by",
+    "requested_at": "asked at",
+    "error": "error",
+}
+
+
+def _figure(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_figure(v)}" for key, v in value.items()) or "none"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def summary_rows(summary: dict) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The operation's summary as (section, [(figure, value)]) in words; deleted users as a count."""
+    rows = []
+    for section, figures in summary.items():
+        if section == "missing_user_ids":
+            rows.append(("Users deleted since", [("users", f"{len(figures):,}")]))
+            continue
+        label = SUMMARY_SECTIONS.get(section, section.replace("_", " ").capitalize())
+        rows.append(
+            (
+                label,
+                [(SUMMARY_FIGURES.get(key, key.replace("_", " ")), _figure(value)) for key, value in figures.items()],
             )
-        return HttpResponseRedirect(reverse("admin:coaching_bulkoperation_change", args=[op.pk]))
+        )
+    return rows

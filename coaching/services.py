@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
+from . import live
 from .models import Client, CoachingSession, MonthlyUsage, MonthlyUsageArchive, UsageLog, User, minutes_from_seconds
 from .models.usage import month_start
 
@@ -201,6 +203,7 @@ def usage_record(
             transcriptions=0 if kind == UsageLog.Kind.ADJUSTMENT else 1,
             at=at,
         )
+        transaction.on_commit(functools.partial(live.usage_recorded, user.pk))  # open pages update (SSE)
     return log
 
 

@@ -83,17 +83,22 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The language a user chose with the switch (User.language) beats the browser's Accept-Language.
+    "coaching.language.UserLanguageMiddleware",
     # Counts authenticated /api/ requests per user per UTC day (api_calls_made).
     "coaching.middleware.ApiCallCounterMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "coaching.errors.DatabaseUnavailableMiddleware",
+    # A page refused with PermissionDenied: the friendly 403 page and one warning line, no traceback.
+    "coaching.forbidden.FriendlyForbiddenMiddleware",
     # Last, as django-axes asks: locks out repeated failed logins.
     "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "coaching.urls"
 WSGI_APPLICATION = "coaching.wsgi.application"
+ASGI_APPLICATION = "coaching.asgi.application"  # what `make run` serves (uvicorn), for the live event streams
 
 TEMPLATES = [
     {
@@ -237,6 +242,12 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "exports-sweep": {"task": "exports.tasks.exports_sweep", "schedule": datetime.timedelta(minutes=5)},
 }
+
+# Live updates (coaching/live.py): Redis pub/sub when a Redis URL is known, else an in-process channel.
+LIVE_REDIS_URL = os.getenv("LIVE_REDIS_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
+LIVE_CHANNEL_PREFIX = os.getenv("LIVE_CHANNEL_PREFIX", "live:")
+# Seconds between keep-alive comments on an open event stream (proxies close silent connections).
+LIVE_KEEPALIVE_SECONDS = envint("LIVE_KEEPALIVE_SECONDS", 15)
 
 # Bulk operations (coaching/bulk): users per chunk task (one transaction each) and the most ids one request may name.
 BULK_CHUNK_SIZE = envint("BULK_CHUNK_SIZE", 1000)

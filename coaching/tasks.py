@@ -64,3 +64,24 @@ def bulk_operation_start(self, operation_id: str, chunk_size: int | None = None)
 def bulk_operation_chunk(self, operation_id: str, user_ids: list[str]) -> int:
     with _failing_the_operation(self, operation_id):
         return bulk.chunk_run(operation_id, user_ids)
+
+
+class BulkUndoTask(DjangoTask):
+    """On a worker, an undo whose retries ran out says so on its operation (which stays undoable)."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        operation_id = args[0] if args else kwargs.get("operation_id")
+        if operation_id:
+            bulk.undo_fail(operation_id, error=_failure(self.name, exc))
+
+
+@shared_task(bind=True, base=BulkUndoTask, **RETRY)
+def bulk_operation_undo(self, operation_id: str, by_id: str) -> bool:
+    """Undo a reset; a redelivered task finds it undone and does nothing (the undo is one transaction)."""
+    try:
+        return bulk.undo_run(operation_id, by_id=by_id)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        bulk.undo_fail(operation_id, error=_failure(self.name, exc))
+        raise

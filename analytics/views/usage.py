@@ -1,16 +1,22 @@
 """The coach's usage page, ``/dashboard/usage``: parse the period, scope to the coach, call, render.
 
 Every number on the page comes from ``UsageAnalyticsApi.analytics`` (``analytics.usage`` and
-``analytics.charts`` underneath): the very body the JSON API returns and the page then polls,
-so the first render and every refresh agree.
+``analytics.charts`` underneath): the very body the JSON API returns and the page re-reads when
+its event stream says usage was recorded (``analytics.views.live``) or, without a stream, polls;
+so the first render and every refresh agree. The history table (search, one chart bar's rows)
+is the view's own: the coach's ledger rows, a page at a time.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import re
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
@@ -19,7 +25,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics.api.usage import UsageAnalyticsApi
-from analytics.periods import Period, PeriodError, parse_period
+from analytics.periods import Period, PeriodError, local_midnight, parse_period
 from coaching.models import CoachingSession, Plan, UsageLog, User
 
 TEMPLATE = "analytics/usage_dashboard.html"
@@ -32,8 +38,12 @@ PERIOD_CHOICES = (
     ("90d", gettext_lazy("Last 90 days")),
     ("month", gettext_lazy("This month")),
     ("year", gettext_lazy("This year")),
+    ("all", gettext_lazy("All time")),
     ("custom", gettext_lazy("Custom range")),
 )
+# What a rise means, per metric: more failures is bad; more minutes, sessions, … is neither good nor bad.
+POLARITY = {"failed_transcriptions": "bad"}
+ON_PATTERN = re.compile(r"\A(\d{4})-(\d{2})(?:-(\d{2}))?\Z")
 # (metric, label, unit, decimals, note): one headline card each, in this order.
 CARDS = (
     ("minutes_used", gettext_lazy("Minutes used"), gettext_lazy("min"), 2, ""),
@@ -59,6 +69,9 @@ def usage_dashboard(request: HttpRequest) -> HttpResponse:
     }
     try:
         period = parse_period(_period_params(request.GET), tz=user.tzinfo, now=now)
+        if period.key == "all":
+            period = _all_time(user, period)
+        search = _history_search(request.GET, period)
     except PeriodError as exc:
         context["error"] = str(exc)
         with timezone.override(user.tzinfo):
@@ -67,17 +80,21 @@ def usage_dashboard(request: HttpRequest) -> HttpResponse:
     coaches = User.objects.filter(pk=user.pk)
     report = UsageAnalyticsApi.analytics(coaches, period, subject=user, now=now)
     query = _period_query(period)
+    all_time = period.key == "all"
     context.update(
         period=period,
         form=_form_values(request.GET, period=period),
-        cards=_cards(report),
-        charts=report["charts"],
+        cards=_cards(report, with_changes=not all_time),
+        all_time=all_time,
+        charts=_with_axes(report["charts"], period),
         plan=report["plan"],
         exports=_export_links(user.plan, period),
-        history=_history_page(user, period, page=request.GET.get("page")),
+        history=_history_page(user, period, search=search, page=request.GET.get("page")),
+        search=search,
+        history_query=_history_query(query, search),
         has_sessions=CoachingSession.objects.filter(coach=user).exists(),
         period_query=query,
-        api_url=f"{reverse('analytics:usage-analytics')}?{query}",
+        api_url=f"{reverse('analytics:usage-analytics')}?{_range_query(period) if all_time else query}",
         refresh_seconds=REFRESH_SECONDS,
     )
     with timezone.override(user.tzinfo):
@@ -99,10 +116,23 @@ def _period_params(query: QueryDict) -> dict[str, str]:
     return {"period": key} if key else dates
 
 
+def _all_time(user: User, period: Period) -> Period:
+    """"All time" of one coach starts on the day of their first record (or sign-up), not the product's epoch,
+    so the chart is not years of empty months."""
+    first = UsageLog.objects.filter(user=user).order_by("created_at").values_list("created_at", flat=True).first()
+    start = min(first, user.date_joined) if first else user.date_joined
+    day = max(start.astimezone(period.tz).date(), period.first_day)
+    return dataclasses.replace(period, start=local_midnight(day, period.tz))
+
+
+def _range_query(period: Period) -> str:
+    return urlencode({"from": period.first_day.isoformat(), "to": period.last_day.isoformat()})
+
+
 def _period_query(period: Period) -> str:
     """The canonical query string for ``period``: what the API poll and the shareable links use."""
     if period.key == "custom":
-        return urlencode({"from": period.first_day.isoformat(), "to": period.last_day.isoformat()})
+        return _range_query(period)
     return urlencode({"period": period.key})
 
 
@@ -116,20 +146,45 @@ def _form_values(query: QueryDict, *, period: Period | None = None) -> dict[str,
     }
 
 
-def _cards(report: dict) -> list[dict]:
-    changes = report["changes"]
-    return [
-        {
-            "metric": metric,
-            "label": label,
-            "unit": unit,
-            "decimals": decimals,
-            "note": note,
-            "value": report[metric],
-            "change": changes.get(metric),
-        }
-        for metric, label, unit, decimals, note in CARDS
-    ]
+def _cards(report: dict, *, with_changes: bool = True) -> list[dict]:
+    """One dict per card; ``tone`` says what the change means for this metric: good, bad, neutral, same."""
+    changes = report["changes"] if with_changes else {}
+    cards = []
+    for metric, label, unit, decimals, note in CARDS:
+        change = changes.get(metric)
+        polarity = POLARITY.get(metric, "neutral")
+        cards.append(
+            {
+                "metric": metric,
+                "label": label,
+                "unit": unit,
+                "decimals": decimals,
+                "note": note,
+                "value": report[metric],
+                "change": change,
+                "polarity": polarity,
+                "tone": _tone(change, polarity),
+            }
+        )
+    return cards
+
+
+def _tone(change: dict | None, polarity: str) -> str:
+    delta = None if change is None else change.get("delta")
+    if delta is None:
+        return "none"
+    if delta == 0:
+        return "same"
+    if polarity == "neutral":
+        return "neutral"
+    return "bad" if (delta > 0) == (polarity == "bad") else "good"
+
+
+def _with_axes(specs: list[dict], period: Period) -> list[dict]:
+    """The chart specs with translated axis titles (the API's specs carry only a unit code)."""
+    x_titles = {"minutes": _("Day") if period.granularity == "day" else _("Month"), "exports-by-format": _("Format")}
+    y_titles = {"minutes": _("Minutes"), "exports-by-format": _("Exports")}
+    return [{**spec, "axes": {"x": x_titles.get(spec["id"], ""), "y": y_titles.get(spec["id"], "")}} for spec in specs]
 
 
 def _export_links(plan: Plan, period: Period) -> list[dict]:
@@ -151,11 +206,48 @@ def _export_links(plan: Plan, period: Period) -> list[dict]:
     return links
 
 
-def _history_page(user: User, period: Period, *, page: str | None):
-    """The coach's ledger rows in the period, newest first, one page of them."""
-    rows = (
-        UsageLog.objects.filter(user=user, created_at__gte=period.start, created_at__lt=period.end)
-        .select_related("client", "session")
-        .order_by("-created_at", "-pk")
+@dataclasses.dataclass(frozen=True)
+class HistorySearch:
+    """The history table's filters: words in the client's name or the session's title; one chart bar."""
+
+    text: str = ""
+    on: str = ""  # a chart bar's label: a local day (YYYY-MM-DD) or month (YYYY-MM)
+    start: datetime.datetime | None = None
+    end: datetime.datetime | None = None
+
+
+def _history_search(query: QueryDict, period: Period) -> HistorySearch:
+    text = " ".join(query.get("q", "").split())[:100]
+    on = query.get("on", "")
+    if not on:
+        return HistorySearch(text=text)
+    match = ON_PATTERN.match(on)
+    try:
+        year, month, day = int(match[1]), int(match[2]), int(match[3] or 1)
+        first = datetime.date(year, month, day)
+    except (TypeError, ValueError):
+        raise PeriodError(
+            _("%(on)s is not a day (YYYY-MM-DD) or a month (YYYY-MM): pick a bar of the chart again.") % {"on": on}
+        ) from None
+    following = first + datetime.timedelta(days=1) if match[3] else (first + datetime.timedelta(days=32)).replace(day=1)
+    start = max(local_midnight(first, period.tz), period.start)
+    end = min(local_midnight(following, period.tz), period.end)
+    return HistorySearch(text=text, on=on, start=start, end=end)
+
+
+def _history_query(period_query: str, search: HistorySearch) -> str:
+    """The query string of a history page link: the period and the filters in force."""
+    extra = {key: value for key, value in (("q", search.text), ("on", search.on)) if value}
+    return f"{period_query}&{urlencode(extra)}" if extra else period_query
+
+
+def _history_page(user: User, period: Period, *, search: HistorySearch | None = None, page: str | None):
+    """The coach's ledger rows in the period (or one bar of it), matching the search, newest first, one page."""
+    search = search or HistorySearch()
+    rows = UsageLog.objects.filter(
+        user=user, created_at__gte=search.start or period.start, created_at__lt=search.end or period.end
     )
+    for word in search.text.split():
+        rows = rows.filter(Q(client__name__icontains=word) | Q(session__title__icontains=word))
+    rows = rows.select_related("client", "session").order_by("-created_at", "-pk")
     return Paginator(rows, HISTORY_PAGE_SIZE).get_page(page)

@@ -22,6 +22,7 @@ from .operations import (
     parse_user_ids,
 )
 from .progress import live
+from .undo import UndoPreview, undo_fail, undo_pending, undo_preview, undo_request, undo_run
 
 BULK_PERMISSION = "coaching.run_bulkoperation"
 
@@ -32,6 +33,7 @@ __all__ = [
     "BulkInputError",
     "BulkStateError",
     "DryRun",
+    "UndoPreview",
     "chunk_run",
     "clean_parameters",
     "clean_user_ids",
@@ -44,4 +46,9 @@ __all__ = [
     "operation_start",
     "operation_undo",
     "parse_user_ids",
+    "undo_fail",
+    "undo_pending",
+    "undo_preview",
+    "undo_request",
+    "undo_run",
 ]

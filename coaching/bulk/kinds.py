@@ -202,7 +202,14 @@ def reset_preview(
             sessions += g["s"] or 0
             transcriptions += g["t"] or 0
     minutes = Decimal(minutes).quantize(Decimal("0.01"))
-    return DryRun(len(user_ids), users, minutes=minutes, sessions=sessions, transcriptions=transcriptions)
+    return DryRun(
+        len(user_ids),
+        users,
+        minutes=minutes,
+        sessions=sessions,
+        transcriptions=transcriptions,
+        by_current_plan=_plan_counts(user_ids),
+    )
 
 
 # --- change plan, deactivate, reactivate ----------------------------------------------------------------

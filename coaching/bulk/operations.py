@@ -46,6 +46,11 @@ class BulkStateError(Exception):
     """The operation is not in a state that allows this (undo twice, undo while running, …)."""
 
 
+def counters_of(users: int) -> str:
+    """``1`` -> "1 user's counters", ``2`` -> "2 users' counters" (with thousands separators)."""
+    return f"{users:,} user's counters" if users == 1 else f"{users:,} users' counters"
+
+
 def max_users() -> int:
     return settings.BULK_MAX_USERS
 
@@ -252,7 +257,8 @@ def _requeue(op: BulkOperation, *, chunk_size: int | None) -> bool:
 
 def _asked_message(op: BulkOperation) -> str:
     params = ", ".join(f"{k}={v}" for k, v in op.parameters.items())
-    return f"Bulk operation {op.id}: {op.get_kind_display()}{f' ({params})' if params else ''} of {op.total} users" + (
+    noun = "user" if op.total == 1 else "users"
+    return f"Bulk operation {op.id}: {op.get_kind_display()}{f' ({params})' if params else ''} of {op.total} {noun}" + (
         " (dry run)" if op.dry_run else ""
     )
 
@@ -286,7 +292,7 @@ def operation_fail(operation_id: uuid.UUID | str, *, error: str) -> None:
         _log_operation(op, flag=CHANGE, message=f"Bulk operation {op.id} failed: {error[:500]}")
 
 
-def _undo_refusal(op: BulkOperation) -> str:
+def undo_refusal(op: BulkOperation) -> str:
     if op.kind != Kind.RESET_USAGE:
         return f"Only usage resets can be undone; undo a {op.get_kind_display().lower()} with the opposite operation."
     if op.dry_run:
@@ -311,7 +317,7 @@ def operation_undo(op: BulkOperation, *, by: User, now: datetime.datetime | None
     now = now or timezone.now()
     with transaction.atomic():
         op = BulkOperation.objects.select_for_update().defer("user_ids").get(pk=op.pk)
-        if refusal := _undo_refusal(op):
+        if refusal := undo_refusal(op):
             raise BulkStateError(refusal)
         if connection.vendor == "postgresql":
             restored = reset_sql.undo_restore(op, by_id=by.pk, user_type=adminlog.user_type_id(), now=now)
@@ -327,7 +333,7 @@ def operation_undo(op: BulkOperation, *, by: User, now: datetime.datetime | None
             by_id=by.pk,
             flag=CHANGE,
             message=(
-                f"Bulk operation {op.id} undone: {restored} users' counters restored, "
+                f"Bulk operation {op.id} undone: {counters_of(restored)} restored, "
                 f"{not_restored} left alone (their counters have moved on to a later month)"
             ),
         )

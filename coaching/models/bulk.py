@@ -61,7 +61,8 @@ class BulkOperation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} of {self.total} users ({self.status})"
+        noun = "user" if self.total == 1 else "users"
+        return f"{self.get_kind_display()} of {self.total} {noun} ({self.status})"
 
     @property
     def progress_percent(self) -> int:

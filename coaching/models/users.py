@@ -46,6 +46,8 @@ class UserManager(BaseUserManager):
 
 class User(AbstractBaseUser, PermissionsMixin):
     class Language(models.TextChoices):
+        # Not chosen yet: pages follow the browser (Accept-Language); exports and e-mail use the site default.
+        BROWSER = "", "Browser's language"
         ZH_HANT = "zh-hant", "繁體中文"
         EN = "en", "English"
 
@@ -55,7 +57,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     plan = models.ForeignKey("coaching.Plan", on_delete=models.PROTECT, default="free", related_name="users")
     timezone = models.CharField(max_length=64, default=settings.DEFAULT_USER_TIME_ZONE, validators=[validate_timezone])
     country = models.CharField(max_length=2, default=settings.DEFAULT_COUNTRY, validators=[validate_country])
-    language = models.CharField(max_length=8, choices=Language.choices, default=Language.ZH_HANT)
+    language = models.CharField(
+        max_length=8,
+        choices=Language.choices,
+        blank=True,
+        default=Language.BROWSER,
+        help_text="Chosen with the language switch on every page; also the language of exports and e-mail.",
+    )
     date_joined = models.DateTimeField(default=dj_timezone.now, db_index=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
@@ -80,6 +88,11 @@ class User(AbstractBaseUser, PermissionsMixin):
                 name="user_not_billable",
             ),
         ]
+
+    @property
+    def preferred_language(self) -> str:
+        """The language for what is made for this user away from a browser (exports, e-mail)."""
+        return self.language or settings.LANGUAGE_CODE
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>" if self.name else self.email

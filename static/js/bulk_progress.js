@@ -5,7 +5,9 @@
   const root = document.getElementById("bulk-operation");
   if (!root) return;
   const finished = root.dataset.finished.split(",");
-  if (finished.includes(root.dataset.status)) return;
+  // An undo runs as a task after the reset has finished: wait for "reverted" (or the undo's failure).
+  const undoing = root.dataset.undoing === "1";
+  if (!undoing && finished.includes(root.dataset.status)) return;
 
   const format = new Intl.NumberFormat();
   function set(id, value) {
@@ -36,7 +38,9 @@
     set("bulk-skipped", format.format(data.skipped));
     set("bulk-failed", format.format(data.failed));
     set("bulk-status", data.status);
-    if (finished.includes(data.status)) {
+    const undo = (data.summary && data.summary.undo) || {};
+    const done = undoing ? data.status === "reverted" || undo.status === "failed" : finished.includes(data.status);
+    if (done) {
       window.location.reload();
       return;
     }

@@ -1,7 +1,9 @@
 /*
  * The usage dashboard: draws the server's chart specs with Chart.js, then keeps the page's
- * numbers fresh by polling the analytics API with the page's own query string. Charts are
- * updated in place (chart.update()), never re-created; nothing reloads the page.
+ * numbers fresh: an EventSource on the page's stream says when usage was recorded, and the page
+ * re-reads the analytics API with its own query string; while the stream is down it polls that
+ * API instead, and reconnects. Charts are updated in place (chart.update()), never re-created;
+ * nothing reloads the page.
  *
  * Numbers are formatted exactly as the server's `number`/`signed` filters do (comma
  * grouping, fixed decimals, half-up rounding) so a refresh never changes their shape.
@@ -61,6 +63,18 @@
     }
     select.addEventListener("change", sync);
     sync();
+    // The range in the page's language (the date fields follow the browser's), kept in step with the fields.
+    var hint = document.querySelector("[data-date-hint]");
+    var from = document.getElementById("id_from");
+    var to = document.getElementById("id_to");
+    if (!hint || !from || !to) return;
+    var long = new Intl.DateTimeFormat(document.documentElement.lang || undefined, { dateStyle: "long", timeZone: "UTC" });
+    function describe() {
+      if (!from.value || !to.value) return;
+      setText(hint, long.format(new Date(from.value + "T00:00:00Z")) + " \u2013 " + long.format(new Date(to.value + "T00:00:00Z")));
+    }
+    from.addEventListener("change", describe);
+    to.addEventListener("change", describe);
   }
 
   /* ---- charts ------------------------------------------------------------------------- */
@@ -91,6 +105,7 @@
 
   function configFor(spec) {
     var round = isRound(spec.type);
+    var axes = spec.axes || {}; // translated on the server; the API's refreshed specs keep these
     return {
       type: spec.type,
       data: { labels: spec.labels.slice(), datasets: spec.datasets.map(function (ds, i) { return datasetFor(spec, ds, i); }) },
@@ -99,10 +114,14 @@
         maintainAspectRatio: false,
         animation: { duration: 250 },
         plugins: { legend: { position: "bottom", labels: { usePointStyle: !round } } },
+        onClick: spec.id === "minutes" ? function (event, elements, chart) {
+          if (elements.length) showRowsOf(chart.data.labels[elements[0].index]);
+        } : undefined,
         scales: round ? {} : {
+          x: { title: { display: Boolean(axes.x), text: axes.x || "" } },
           y: {
             beginAtZero: true,
-            title: { display: Boolean(spec.unit), text: spec.unit || "" },
+            title: { display: Boolean(axes.y || spec.unit), text: axes.y || spec.unit || "" },
             // Counts have no fractions; minutes may.
             ticks: { precision: spec.unit === "min" ? undefined : 0 },
           },
@@ -161,24 +180,54 @@
     });
   }
 
+  /* ---- drill-down: a bar of the minutes chart shows the history rows behind it -------------- */
+  function showRowsOf(label) {
+    var root = document.querySelector("[data-dashboard]");
+    var section = document.querySelector("[data-history]");
+    if (!root || !section || !label) return;
+    var url = "?" + root.dataset.periodQuery + "&on=" + encodeURIComponent(label);
+    fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(new Error(response.status)); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("[data-history]");
+        if (!fresh) return;
+        section.replaceWith(fresh);
+        fresh.dataset.on = label;
+        fresh.scrollIntoView({ block: "start" });
+      })
+      .catch(function () { window.location.href = url + "#history"; }); // the page itself can show them
+  }
+
   /* ---- cards -------------------------------------------------------------------------- */
-  function updateChange(card, change, decimals) {
+  function toneOf(delta, polarity) {
+    if (delta === 0) return "same";
+    if (polarity === "neutral") return "neutral";
+    return (delta > 0) === (polarity === "bad") ? "bad" : "good";
+  }
+
+  function updateChange(root, card, change, decimals) {
     var box = card.querySelector("[data-change]");
-    if (!box) return;
+    if (!box || root.dataset.allTime) return; // "All time" has no previous period to compare with
     var text = box.querySelector("[data-change-text]");
     var arrow = box.querySelector("[data-change-arrow]");
+    var tone = "none";
     if (!change || change.delta === null || change.delta === undefined) {
       setText(text, "\u2014");
       if (arrow) setText(arrow, "");
-      return;
+    } else {
+      var absolute = Number(change.delta);
+      var label = formatSigned(absolute, decimals);
+      if (label === formatNumber(0, decimals)) {
+        label = root.dataset.noChange || "No change";
+        absolute = 0;
+      } else if (change.percent !== null && change.percent !== undefined) {
+        label += " (" + formatSigned(change.percent, 1) + " %)";
+      }
+      setText(text, label);
+      if (arrow) setText(arrow, absolute > 0 ? "\u25B2" : absolute < 0 ? "\u25BC" : "");
+      tone = toneOf(absolute, card.dataset.polarity || "neutral");
     }
-    var absolute = Number(change.delta);
-    var label = formatSigned(absolute, decimals);
-    if (change.percent !== null && change.percent !== undefined) label += " (" + formatSigned(change.percent, 1) + " %)";
-    setText(text, label);
-    if (arrow) setText(arrow, absolute > 0 ? "\u25B2" : absolute < 0 ? "\u25BC" : "\uFF1D");
-    box.classList.toggle("up", absolute > 0);
-    box.classList.toggle("down", absolute < 0);
+    box.className = box.className.replace(/\btone-\S+/, "tone-" + tone);
   }
 
   function updatePlan(root, plan) {
@@ -211,12 +260,12 @@
       var metric = card.dataset.metric;
       var decimals = Number(card.dataset.decimals);
       setText(card.querySelector("[data-value]"), formatNumber(data[metric], decimals));
-      updateChange(card, data.changes ? data.changes[metric] : null, decimals);
+      updateChange(root, card, data.changes ? data.changes[metric] : null, decimals);
     });
     updatePlan(root, data.plan);
   }
 
-  /* ---- polling ------------------------------------------------------------------------ */
+  /* ---- live updates: Server-Sent Events, polling when the stream is down ------------------ */
   function start(root) {
     var specsNode = document.getElementById("chart-specs");
     var charts = {};
@@ -226,15 +275,24 @@
     var every = Math.max(5, Number(root.dataset.refreshSeconds) || 30) * 1000;
     var stamp = document.getElementById("last-updated");
     var problem = document.getElementById("refresh-error");
+    var liveBadge = document.getElementById("live-status");
     var clock = new Intl.DateTimeFormat("en-GB", {
       timeZone: root.dataset.timezone || undefined,
       hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
     });
     var timer = null;
     var inFlight = null;
+    var again = false;
+    var live = false;
+    var source = null;
+    var reconnectMs = 2000;
+    var refreshes = 0;
 
     function refresh() {
-      if (inFlight) return inFlight;
+      if (inFlight) {
+        again = true; // news arrived during a read that may have started before it: read once more
+        return inFlight;
+      }
       inFlight = fetch(url, { credentials: "same-origin", headers: { Accept: "application/json", "X-Dashboard-Refresh": "1" } })
         .then(function (response) {
           if (!response.ok) throw new Error(response.status + " " + response.statusText);
@@ -247,6 +305,7 @@
           stamp.dateTime = now.toISOString();
           setText(stamp, clock.format(now));
           problem.hidden = true;
+          refreshes += 1;
           return data;
         })
         .catch(function (error) {
@@ -255,23 +314,60 @@
         })
         .finally(function () {
           inFlight = null;
+          if (again) {
+            again = false;
+            refresh();
+          }
         });
       return inFlight;
+    }
+
+    function setLive(on) {
+      live = on;
+      root.dataset.live = on ? "1" : "0";
+      if (liveBadge) liveBadge.hidden = !on;
     }
 
     function schedule() {
       clearTimeout(timer);
       timer = setTimeout(function () {
-        if (document.hidden) return schedule(); // a background tab does not poll
+        // A background tab does not poll; nor does a page the stream keeps up to date.
+        if (document.hidden || live) return schedule();
         refresh().then(schedule);
       }, every);
     }
 
+    function connect() {
+      if (!window.EventSource || !root.dataset.streamUrl) return;
+      source = new EventSource(root.dataset.streamUrl);
+      source.addEventListener("ready", function () {
+        reconnectMs = 2000;
+        setLive(true);
+        refresh(); // whatever changed between the page's render and the subscription
+      });
+      source.addEventListener("usage", function () { refresh(); });
+      source.onerror = function () {
+        setLive(false); // polling takes over at once
+        if (source.readyState === EventSource.CLOSED) {
+          // The server said no (e.g. 204 under WSGI) or went away for good: try again later, less often.
+          setTimeout(connect, reconnectMs);
+          reconnectMs = Math.min(reconnectMs * 2, 60000);
+        } // else EventSource reconnects by itself after the server's "retry"
+      };
+    }
+
     document.addEventListener("visibilitychange", function () {
-      if (!document.hidden) refresh().then(schedule);
+      if (!document.hidden && !live) refresh().then(schedule);
     });
     schedule();
-    return { refresh: refresh, charts: charts };
+    connect();
+    return {
+      refresh: refresh,
+      charts: charts,
+      isLive: function () { return live; },
+      refreshes: function () { return refreshes; },
+      stream: function () { return source; },
+    };
   }
 
   wirePeriodForm();

@@ -233,7 +233,13 @@ def test_charts_are_passed_as_json_with_table_fallbacks_equal_to_the_api(client,
     page = get(client, alice_world)
     specs = json.loads(page.text("#chart-specs"))
     api = api_for(alice_world).get("/api/v1/usage/analytics?period=30d").json()
-    assert specs == api["charts"]
+    # The page's specs are the API's, plus the axis titles translated for the page.
+    assert [{k: v for k, v in spec.items() if k != "axes"} for spec in specs] == api["charts"]
+    assert [spec["axes"] for spec in specs] == [
+        {"x": "Day", "y": "Minutes"},
+        {"x": "", "y": ""},
+        {"x": "Format", "y": "Exports"},
+    ]
     assert [spec["id"] for spec in specs] == ["minutes", "sessions-by-status", "exports-by-format"]
     minutes_rows = page.all('[data-chart="minutes"] [data-chart-rows] tr')
     assert len(minutes_rows) == 30
@@ -255,7 +261,7 @@ def test_history_is_paginated_newest_first_in_the_coachs_time_zone(client, coach
     assert "".join(rows[0].itertext()).split()[:3] == ["2026-03-03", "06:30", "陳美玲"]  # the 30th log, newest
     assert first.text(".pagination [aria-current]") == "Page 1 of 2"
     older = first.all('.pagination a[rel="next"]')[0].get("href")
-    assert older == "?period=30d&page=2"
+    assert older == "?period=30d&page=2#history"
     second = get(client, coach, URL + older)
     rows = second.all(".history tbody tr")
     assert len(rows) == 5
@@ -279,3 +285,71 @@ def test_render_cost_does_not_grow_with_the_ledger(client, coach, django_assert_
     client.force_login(coach)
     with django_assert_max_num_queries(30):
         assert client.get(URL).status_code == 200
+
+
+def test_no_change_reads_as_such_and_colours_follow_each_metrics_meaning(client, alice_world):
+    page = get(client, alice_world)
+    # Failures went up (1 against 0): bad. Minutes went up: neither good nor bad.
+    failed = page.all('[data-metric="failed_transcriptions"] [data-change]')[0]
+    minutes = page.all('[data-metric="minutes_used"] [data-change]')[0]
+    assert "tone-bad" in failed.get("class")
+    assert "tone-neutral" in minutes.get("class")
+
+    steady = UserFactory(email="erin@example.com", timezone="Asia/Taipei")
+    UsageLogFactory(user=steady, seconds=600, created_at=at(10))
+    UsageLogFactory(user=steady, seconds=600, created_at=at(1, month=2))
+    same = get(client, steady)
+    assert same.change("minutes_used") == "No change"
+    assert "tone-same" in same.all('[data-metric="minutes_used"] [data-change]')[0].get("class")
+    assert same.text('[data-metric="minutes_used"] [data-change-arrow]') == ""
+
+
+def test_all_time_runs_from_the_coachs_first_record(client, alice_world):
+    page = get(client, alice_world, f"{URL}?period=all")
+    assert page.response.status_code == 200
+    assert page.text(".period-bounds") == "2026-02-01 – 2026-03-20 (Asia/Taipei)"
+    assert page.all('#id_period option[value="all"]')[0].get("selected") is not None
+    assert page.card("minutes_used") == "61.50"  # 41.50 this period + 20.00 on 1 February
+    root = page.all("[data-dashboard]")[0]
+    assert root.get("data-api-url") == "/api/v1/usage/analytics?from=2026-02-01&to=2026-03-20"
+    assert root.get("data-all-time") == "1"
+    specs = json.loads(page.text("#chart-specs"))
+    assert specs[0]["labels"][0] == "2026-02-01"  # days from the first record, not from the product's epoch
+
+
+def test_history_is_searchable_by_client_and_title_and_by_a_chart_bar(client, alice_world):
+    def rows(query: str) -> list[str]:
+        page = get(client, alice_world, f"{URL}?period=30d&{query}")
+        assert page.response.status_code == 200
+        return [" ".join("".join(tr.itertext()).split()) for tr in page.all("[data-history-rows] tr")]
+
+    assert [row.split(" ")[0] for row in rows("q=美玲")] == ["2026-03-19", "2026-03-02"]
+    assert rows("q=session+on+10") == ["2026-03-10 13:00 Emily Carter Session on 10 Transcription 30.00 Yes"]
+    assert rows("on=2026-03-15") == [
+        "2026-03-15 14:00 Emily Carter Coaching session Free retry after a failure 5.00 No"
+    ]
+    assert len(rows("on=2026-03")) == 4
+    assert rows("q=nobody") == []
+    page = get(client, alice_world, f"{URL}?period=30d&on=2026-03-15&q=carter")
+    assert page.text("[data-history-filter]").startswith(
+        "Rows of 2026-03-15 (the bar you chose). Matching “carter”. 1 row"
+    )
+
+    bad = get(client, alice_world, f"{URL}?period=30d&on=March")
+    assert bad.response.status_code == 400
+    assert bad.text(".error-box .error") == (
+        "March is not a day (YYYY-MM-DD) or a month (YYYY-MM): pick a bar of the chart again."
+    )
+
+
+def test_the_chosen_range_is_written_in_the_users_language(client, alice_world):
+    alice_world.language = "zh-hant"
+    alice_world.save(update_fields=["language"])
+    page = get(client, alice_world, f"{URL}?from=2026-03-01&to=2026-03-20")
+    assert page.all("#id_from")[0].get("lang") == "zh-hant"
+    assert page.text("[data-date-hint]") == "2026年3月1日 – 2026年3月20日"
+    alice_world.language = "en"
+    alice_world.save(update_fields=["language"])
+    assert get(client, alice_world, f"{URL}?from=2026-03-01&to=2026-03-20").text("[data-date-hint]") == (
+        "March 1, 2026 – March 20, 2026"
+    )

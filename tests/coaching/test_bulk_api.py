@@ -87,7 +87,7 @@ def test_dry_run_answers_with_figures_and_changes_nothing(
         "minutes": "61.25",
         "sessions": 15,  # 1 + 2 + 3 + 4 + 5
         "transcriptions": 20,  # 2 + 3 + 4 + 5 + 6
-        "by_current_plan": {},
+        "by_current_plan": {"pro": 5},
     }
     assert MonthlyUsage.objects.get(user=users[0]).minutes == Decimal("10.25")
     assert not MonthlyUsageArchive.objects.exists()

@@ -94,6 +94,8 @@ def demo_coach(transactional_db, settings) -> User:
     # A fast hasher: the demo passwords are hashed while seeding and checked at each login.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     call_command("seed_demo", "--no-progress", stdout=io.StringIO())
+    # The demo coach has not used the language switch: the browser context's locale decides the language.
+    User.objects.filter(email=COACH_EMAIL).update(language="")
     return User.objects.select_related("plan").get(email=COACH_EMAIL)
 
 

@@ -9,6 +9,7 @@ import datetime
 import io
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pypdf
@@ -19,6 +20,7 @@ from analytics.templatetags.dashboard import number
 from analytics.usage import usage_series, usage_summary
 from coaching import services
 from coaching.models import CoachingSession, UsageLog, User
+from tests.analytics.live_server import AsgiServer
 
 from .conftest import collect_errors, log_in, wait_for_charts
 
@@ -36,6 +38,14 @@ CARDS = {
     "api_calls_made": 0,
     "concurrent_sessions_peak": 0,
 }
+
+
+def docs_screenshot(page_or_element, name: str, **options) -> None:
+    """Save ``output/<name>``; with ``UPDATE_DOCS_SCREENSHOT=1`` also ``docs/<name>`` (docs/dashboard.md shows them)."""
+    OUTPUT.mkdir(exist_ok=True)
+    page_or_element.screenshot(path=OUTPUT / name, **options)
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+        shutil.copyfile(OUTPUT / name, ROOT / "docs" / name)
 
 
 def expected_cards(coach: User, params: dict) -> dict[str, str]:
@@ -157,4 +167,188 @@ def test_phone_sized_screen_in_traditional_chinese(new_tab, live_server, demo_co
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=OUTPUT / "dashboard-phone.png", full_page=True)
+    assert errors == []
+
+
+@pytest.fixture
+def asgi_server(demo_coach, settings):
+    """uvicorn (ASGI) in a thread on the test database: the page's event stream stays open there."""
+    settings.WHITENOISE_USE_FINDERS = True  # static files from the app directories, as under DEBUG
+    settings.LIVE_CHANNEL_PREFIX = f"i14e2e:{time.monotonic_ns()}:"
+    with AsgiServer() as server:
+        yield server
+
+
+def test_new_usage_shows_within_two_seconds_through_the_event_stream(asgi_server, tab, demo_coach):
+    page = tab
+    errors = collect_errors(page)
+    log_in(page, asgi_server)
+    page.wait_for_function("() => window.usageDashboard.isLive()")
+    # The read the stream's "ready" starts has finished (the in-memory SQLite test database locks a
+    # table while the test writes to it; in production readers and writers do not collide like this).
+    page.wait_for_function("() => window.usageDashboard.refreshes() >= 1")
+    assert page.locator("#live-status").is_visible()
+    page.evaluate("() => { window.stillTheSamePage = true; }")
+    before = page.locator('[data-metric="minutes_used"] [data-value]').inner_text()
+
+    finished = CoachingSession.objects.get(coach=demo_coach, status="processing")
+    started = time.monotonic()
+    services.session_processing_finish(finished)  # records the usage; the stream hears it on commit
+    expected = expected_cards(demo_coach, {"period": "30d"})
+    assert expected["minutes_used"] != before
+    page.wait_for_function(
+        "want => document.querySelector('[data-metric=\"minutes_used\"] [data-value]').textContent === want",
+        arg=expected["minutes_used"],
+        timeout=2000,
+    )
+    assert time.monotonic() - started < 2
+    assert shown_cards(page) == expected
+    assert page.evaluate("() => window.stillTheSamePage === true")  # no reload
+    docs_screenshot(page.locator(".dash-head"), "dashboard-live.png")
+
+    # The stream drops (the server closes it): the page polls meanwhile and reconnects by itself.
+    page.evaluate("() => window.usageDashboard.stream().close() || window.usageDashboard.stream().onerror()")
+    assert page.evaluate("() => window.usageDashboard.isLive()") is False
+    page.wait_for_function("() => window.usageDashboard.isLive()", timeout=10_000)
+    assert errors == []
+
+
+def test_language_switch_is_remembered_and_translates_the_chart_axes(new_tab, live_server, demo_coach):
+    page = new_tab()  # an English browser
+    errors = collect_errors(page)
+    log_in(page, live_server)
+    assert page.locator("h1").inner_text() == "Your usage"
+    page.get_by_label("Language").select_option("zh-hant")
+    page.wait_for_function("() => document.documentElement.lang === 'zh-hant'")
+    wait_for_charts(page)
+    assert page.locator("h1").inner_text() == "我的用量"
+    assert page.evaluate("() => Chart.getChart('chart-minutes').options.scales.y.title.text") == "分鐘"
+    assert page.evaluate("() => Chart.getChart('chart-minutes').options.scales.x.title.text") == "日期"
+    demo_coach.refresh_from_db()
+    assert demo_coach.language == "zh-hant"
+    docs_screenshot(page, "dashboard-zh-hant.png")
+
+    # Another English browser, another day: the coach's choice, not Accept-Language, decides.
+    other = new_tab()
+    other.goto(f"{live_server.url}/accounts/login/")
+    other.get_by_label("Email").fill(demo_coach.email)
+    other.get_by_label("Password").fill("coach-demo-2026")
+    other.get_by_role("button", name="Log in").click()
+    other.wait_for_url("**/dashboard/usage")
+    assert other.locator("h1").inner_text() == "我的用量"
+    assert errors == []
+
+
+def test_clicking_a_bar_shows_the_rows_behind_it(tab, live_server, demo_coach):
+    page = tab
+    errors = collect_errors(page)
+    log_in(page, live_server)
+    thirty = parse_period({"period": "30d"}, tz=demo_coach.tzinfo)
+    series = usage_series(User.objects.filter(pk=demo_coach.pk), thirty)
+    busiest = max(range(len(series)), key=lambda i: series[i]["minutes"])
+    label = series[busiest]["label"]
+    point = page.evaluate(
+        "i => { const bar = Chart.getChart('chart-minutes').getDatasetMeta(0).data[i];"
+        " return {x: bar.x, y: (bar.y + bar.base) / 2}; }",
+        busiest,
+    )
+    url_before = page.url
+    page.locator("#chart-minutes").click(position=point)
+    page.wait_for_selector(f'[data-history][data-on="{label}"]')
+    day = datetime.date.fromisoformat(label)
+    shown = page.locator("[data-history-rows] tr td:first-child").all_inner_texts()
+    tz = demo_coach.tzinfo
+    expected = UsageLog.objects.filter(
+        user=demo_coach,
+        created_at__gte=datetime.datetime.combine(day, datetime.time(), tz),
+        created_at__lt=datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time(), tz),
+    ).order_by("-created_at", "-pk")[:25]
+    assert shown == [row.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") for row in expected]
+    assert len(shown) > 0
+    assert page.locator("[data-history-filter]").inner_text().startswith(f"Rows of {label} (the bar you chose).")
+    assert page.url == url_before  # no reload: the section was replaced in place
+    docs_screenshot(page.locator("[data-history]"), "dashboard-drilldown.png")
+
+    # A coach who follows a link to a staff page: a page of the site saying so, not Django's bare 403.
+    refused = page.goto(f"{live_server.url}/dashboard/billing")
+    assert refused.status == 403
+    assert page.locator("h1").inner_text() == "This page is not available to you"
+    docs_screenshot(page, "forbidden.png")
+    assert [e for e in errors if "403 (Forbidden)" not in e] == []
+
+
+def test_undo_asks_first_then_runs_with_the_progress_page(tab, live_server, demo_coach):
+    from coaching import bulk
+    from coaching.models import BulkOperation, MonthlyUsage
+
+    User.objects.filter(email="admin@example.com").update(language="en")  # the demo admin (TW) chose English
+    admin = User.objects.get(email="admin@example.com")
+    counter = MonthlyUsage.objects.get(user=demo_coach)
+    minutes_before = counter.minutes
+    assert minutes_before > 0
+    op, _ = bulk.operation_create(
+        kind="reset_usage", user_ids=[str(demo_coach.pk)], parameters={"reset_type": "all"}, requested_by=admin
+    )  # transaction=True test: on commit is at once, and tasks run eagerly on the embedded default
+    assert MonthlyUsage.objects.get(user=demo_coach).minutes == 0
+
+    page = tab
+    errors = collect_errors(page)
+    missing = []
+    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/coaching/bulkoperation/{op.pk}/change/")
+    page.get_by_label("Email").fill("admin@example.com")
+    page.get_by_label("Password").fill("admin-demo-2026")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"**/admin/coaching/bulkoperation/{op.pk}/change/")
+    assert "(100%)" in page.locator(".bulk-counts").inner_text()
+    # …and it looks like it: no gap drawn between "100" and "%" (it once read "(100    %)").
+    gap = page.evaluate(
+        """() => { const number = document.getElementById('bulk-percent'); const range = document.createRange();
+                   range.selectNodeContents(number.nextSibling);
+                   return range.getBoundingClientRect().left - number.getBoundingClientRect().right; }"""
+    )
+    assert abs(gap) < 1
+
+    page.get_by_role("link", name="Undo this reset…").click()
+    page.wait_for_url(f"**/admin/coaching/bulkoperation/{op.pk}/undo/")
+    intro = " ".join(page.locator("#undo-intro").inner_text().split())
+    assert "this restores 1 user's counters for" in intro
+    assert page.locator("#undo-minutes").inner_text() == f"{minutes_before:.2f}"
+    assert MonthlyUsage.objects.get(user=demo_coach).minutes == 0  # asking changed nothing
+    page.evaluate("() => localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+    page.reload()
+    docs_screenshot(page, "admin-undo-confirm.png")
+
+    page.evaluate("() => localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+    page.get_by_role("button", name="Yes, I’m sure").click()
+    page.wait_for_url(f"**/admin/coaching/bulkoperation/{op.pk}/change/")
+    assert "Undo started: restoring 1 user's counters." in page.locator(".messagelist").inner_text()
+    assert page.locator("#bulk-status").inner_text() == "Reverted"
+    assert MonthlyUsage.objects.get(user=demo_coach).minutes == minutes_before
+    assert BulkOperation.objects.get(pk=op.pk).status == "reverted"
+    assert page.get_by_role("link", name="Undo this reset…").count() == 0
+    # The user list: this month's minutes against the plan, filterable by how close to it each user is.
+    page.evaluate("() => localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")  # room for the columns
+    page.goto(f"{live_server.url}/admin/coaching/user/?o=-4")
+    assert page.locator("th.column-minutes_this_month").count() == 1
+    docs_screenshot(page, "admin-users.png")
+    # Django's admin pages name no icon, so Chromium asks for /favicon.ico: the one 404 allowed.
+    assert {url.removeprefix(live_server.url) for url in missing} <= {"/favicon.ico"}
+    assert [e for e in errors if "404 (Not Found)" not in e] == []
+
+
+def test_the_billing_page_refreshes_itself_for_staff_when_usage_is_recorded(asgi_server, tab, demo_coach):
+    page = tab
+    errors = collect_errors(page)
+    User.objects.filter(email="staff@example.com").update(language="en")
+    page.goto(f"{asgi_server.url}/accounts/login/?next=/dashboard/billing")
+    page.get_by_label("Email").fill("staff@example.com")
+    page.get_by_label("Password").fill("staff-demo-2026")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/dashboard/billing")
+    page.wait_for_function("() => document.documentElement.dataset.billingLive === '1'")
+    page.evaluate("() => { window.stillTheSamePage = true; }")
+    services.usage_record(demo_coach, session=None, kind="adjustment", seconds=60)
+    page.wait_for_function("() => document.documentElement.dataset.billingRefreshed", timeout=5000)
+    assert page.evaluate("() => window.stillTheSamePage === true")
     assert errors == []
