@@ -74,7 +74,7 @@ def test_the_charts_get_their_data_from_the_summary_and_chart_js_from_static(cli
     specs = json.loads(
         re.search(r'<script id="billing-chart-specs" type="application/json">(.*?)</script>', html).group(1)
     )
-    revenue, signups = specs
+    revenue, signups, movements = specs
     assert revenue["id"] == "billing-revenue-mrr" and revenue["labels"] == ["2026-03"]
     assert revenue["datasets"] == [
         {"label": "Net revenue", "data": [1798.0], "type": "bar"},
@@ -92,7 +92,9 @@ def test_the_period_selector_defaults_to_twelve_months(client, staff, people):
     html = page(client, staff).content.decode()
     assert '<option value="12m" selected>' in html
     specs = json.loads(re.search(r'id="billing-chart-specs" type="application/json">(.*?)</script>', html).group(1))
-    assert specs[0]["labels"][0] == "2025-05" and specs[0]["labels"][-1] == "2026-04"
+    # The 12 months ending today (15 April 2026): 16 April 2025 to 15 April 2026, not the year to date.
+    assert specs[0]["labels"][0] == "2025-04" and specs[0]["labels"][-1] == "2026-04"
+    assert "2025-04-16" in html and "2026-04-15" in html
 
 
 def test_an_empty_period_says_so(client, staff):
