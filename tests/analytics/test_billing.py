@@ -11,8 +11,8 @@ from analytics import billing
 from analytics.billing.summary import billing_summary, user_profile
 from coaching.models import User
 from tests.analytics import billing_world as world
-from tests.factories import SubscriptionFactory
 from tests.analytics.billing_world import APRIL, FEB_AND_MARCH, FEBRUARY, MARCH, NOW, tpe
+from tests.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -23,8 +23,7 @@ def plan(code: str) -> Plan:
 
 def timeline(sub: Subscription) -> list[tuple]:
     return [
-        (e.kind, e.at, e.plan_after, e.status_after, e.mrr_before, e.mrr_after)
-        for e in sub.events.order_by("at", "id")
+        (e.kind, e.at, e.plan_after, e.status_after, e.mrr_before, e.mrr_after) for e in sub.events.order_by("at", "id")
     ]
 
 
