@@ -11,16 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from .movements import Movements
 from .summary import SeriesPoint
 
-MOVEMENT_LABELS = {
-    "new": "New",
-    "expansion": "Expansion",
-    "contraction": "Contraction",
-    "churned": "Churned",
-    "reactivation": "Reactivation",
+MOVEMENT_LABELS = {  # translated where shown (gettext_noop marks them for makemessages)
+    "new": gettext_noop("New"),
+    "expansion": gettext_noop("Expansion"),
+    "contraction": gettext_noop("Contraction"),
+    "churned": gettext_noop("Churned"),
+    "reactivation": gettext_noop("Reactivation"),
 }
 
 

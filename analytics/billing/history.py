@@ -127,6 +127,7 @@ MRR_FIELD = SubscriptionEvent._meta.get_field("mrr_after")
 
 def mrr_change(condition_after: Q | None = None, condition_before: Q | None = None):
     """``mrr_after - mrr_before``, each side counted only where its condition holds (e.g. past due)."""
+
     def side(field: str, condition: Q | None):
         if condition is None:
             return F(field)
