@@ -357,3 +357,73 @@ def subscriptions_bulk_create(
         if derive:
             customer_history_derive({row.user_id for row in rows})
     return rows
+
+
+def customer_history_rebuild(*, users=None, check: bool = False, chunk: int = 20_000) -> int:
+    """Recompute every event's customer columns from the facts, streaming; the number of rows that differed.
+
+    For ``billing_history_rebuild`` (after a bulk load, or to prove the stored columns are what the
+    facts say): one ordered pass over the events; only rows that differ are written (with
+    ``check``, none are: they are only counted). ``users``: a queryset or ids to limit the pass.
+    """
+    from types import SimpleNamespace
+
+    fields = [
+        "id",
+        "user_id",
+        "subscription_id",
+        "at",
+        "currency",
+        "mrr_after",
+        "paying_after",
+        *SubscriptionEvent.DERIVED,
+    ]
+    rows = SubscriptionEvent.objects.order_by("user_id", "at", "id")
+    if users is not None:
+        rows = rows.filter(user_id__in=users)
+    changed: list = []
+    differed = 0
+    current: list = []
+
+    def flush_user() -> None:
+        nonlocal differed
+        found = derive(current)
+        differed += len(found)
+        if not check:
+            changed.extend(found)
+        current.clear()
+
+    for values in rows.values_list(*fields).iterator(chunk_size=chunk):
+        event = SimpleNamespace(**dict(zip(fields, values, strict=True)))
+        if current and current[-1].user_id != event.user_id:
+            flush_user()
+        current.append(event)
+        if len(changed) >= chunk:
+            _write_derived(changed)
+            changed = []
+    if current:
+        flush_user()
+    _write_derived(changed)
+    return differed
+
+
+def _write_derived(events: list) -> None:
+    """Store the customer columns of ``events`` (PostgreSQL: one COPY and one UPDATE; elsewhere bulk_update)."""
+    if not events:
+        return
+    from django.db import connection
+
+    columns = SubscriptionEvent.DERIVED
+    if connection.vendor != "postgresql":
+        objects = [SubscriptionEvent(id=e.id, **{name: getattr(e, name) for name in columns}) for e in events]
+        SubscriptionEvent.objects.bulk_update(objects, fields=list(columns), batch_size=2000)
+        return
+    table = SubscriptionEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS derived_tmp")
+        cursor.execute(f"CREATE TEMP TABLE derived_tmp AS SELECT id, {', '.join(columns)} FROM {table} WITH NO DATA")
+        with cursor.cursor.copy(f"COPY derived_tmp (id, {', '.join(columns)}) FROM STDIN") as copy:
+            for e in events:
+                copy.write_row([e.id, *(getattr(e, name) for name in columns)])
+        assignments = ", ".join(f"{name} = d.{name}" for name in columns)
+        cursor.execute(f"UPDATE {table} e SET {assignments} FROM derived_tmp d WHERE e.id = d.id")
