@@ -17,7 +17,7 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import IntegerField, Q, QuerySet, Sum
 
-from coaching.models import Subscription, User
+from coaching.models import Plan, Subscription, User
 
 from . import history
 from .history import PAYING_CHANGE, count_change, dec, mrr_change, summed
@@ -27,10 +27,7 @@ PAST_DUE = Subscription.Status.PAST_DUE
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
-    """Sums of changes before ``at`` (and MRR before each ``series_at``), per currency.
-
-    ``mrr``, ``mrr_past_due`` and ``plan_mrr`` are unrounded; read them through the methods.
-    """
+    """Sums of changes before ``at``, per currency (amounts unrounded; read them through the methods)."""
 
     at: datetime.datetime
     mrr_raw: dict[str, Decimal]
@@ -38,8 +35,6 @@ class Snapshot:
     subscriptions: int
     plan_mrr_raw: dict[str, dict[str, Decimal]]  # currency -> plan -> amount
     plan_subscriptions: dict[str, int]
-    series_at: tuple[datetime.datetime, ...]
-    series_raw: dict[str, tuple[Decimal, ...]]  # currency -> amounts at series_at
 
     def mrr(self) -> dict[str, Decimal]:
         return history.money(self.mrr_raw)
@@ -50,33 +45,36 @@ class Snapshot:
     def plan_mrr(self, plan: str, currency: str) -> Decimal:
         return history.cents(self.plan_mrr_raw.get(currency, {}).get(plan))
 
-    def mrr_series(self, currency: str) -> dict[datetime.datetime, Decimal]:
-        amounts = self.series_raw.get(currency, (history.ZERO,) * len(self.series_at))
-        return {at: history.cents(amount) for at, amount in zip(self.series_at, amounts, strict=True)}
+
+def paid_plan_codes() -> list[str]:
+    return list(
+        Plan.objects.filter(Q(price_monthly__gt=0) | Q(price_annual__gt=0))
+        .order_by("sort_order")
+        .values_list("code", flat=True)
+    )
 
 
-def snapshot(
-    events: QuerySet, *, at: datetime.datetime, series_at: Sequence[datetime.datetime] = (), plans: Sequence[str] = ()
-) -> Snapshot:
-    """One pass over the events before ``max(at, *series_at)``, grouped by currency.
+def snapshot(events: QuerySet, *, at: datetime.datetime) -> Snapshot:
+    """One pass over the events before ``at``, grouped by currency: MRR, its past-due part, paying
+    subscriptions, and per paid plan MRR and subscriptions. Every figure is ``SUM(change) FILTER
+    (WHERE at < t)``. Remembered for the rest of a ``history.one_reading()`` block."""
+    return history.remembered(("snapshot", str(events.query), at), lambda: _snapshot(events, at=at))
 
-    At ``at``: MRR, its past-due part, paying subscriptions, and per plan MRR and subscriptions.
-    At each of ``series_at``: MRR. Every figure is ``SUM(change) FILTER (WHERE at < t)``.
-    """
+
+def _snapshot(events: QuerySet, *, at: datetime.datetime) -> Snapshot:
+    plans = paid_plan_codes()
     past_due = mrr_change(Q(status_after=PAST_DUE), Q(status_before=PAST_DUE))
     sums = {
-        "mrr": summed(mrr_change(), before=at),
-        "past_due": summed(past_due, before=at),
-        "subs": summed(PAYING_CHANGE, before=at, output_field=IntegerField()),
-        **{f"at{i}": summed(mrr_change(), before=t) for i, t in enumerate(series_at)},
+        "mrr": Sum(mrr_change(), output_field=history.MRR_FIELD),
+        "past_due": Sum(past_due, output_field=history.MRR_FIELD),
+        "subs": Sum(PAYING_CHANGE, output_field=IntegerField()),
     }
     for i, code in enumerate(plans):
         on_plan = mrr_change(Q(plan_after=code), Q(plan_before=code))
         paying_on_plan = count_change(Q(paying_after=True, plan_after=code), Q(paying_before=True, plan_before=code))
-        sums[f"plan_mrr{i}"] = summed(on_plan, before=at)
-        sums[f"plan_subs{i}"] = summed(paying_on_plan, before=at, output_field=IntegerField())
-    latest = max([at, *series_at])
-    rows = list(events.filter(at__lt=latest).values("currency").annotate(**sums).order_by())
+        sums[f"plan_mrr{i}"] = Sum(on_plan, output_field=history.MRR_FIELD)
+        sums[f"plan_subs{i}"] = Sum(paying_on_plan, output_field=IntegerField())
+    rows = list(events.filter(at__lt=at).values("currency").annotate(**sums).order_by())
     return Snapshot(
         at=at,
         mrr_raw={row["currency"]: dec(row["mrr"]) for row in rows},
@@ -86,8 +84,6 @@ def snapshot(
             row["currency"]: {code: dec(row[f"plan_mrr{i}"]) for i, code in enumerate(plans)} for row in rows
         },
         plan_subscriptions={code: sum(row[f"plan_subs{i}"] or 0 for row in rows) for i, code in enumerate(plans)},
-        series_at=tuple(series_at),
-        series_raw={row["currency"]: tuple(dec(row[f"at{i}"]) for i in range(len(series_at))) for row in rows},
     )
 
 
@@ -185,7 +181,8 @@ def paying_users(events: QuerySet, *, at: datetime.datetime) -> int:
     ``sum(paying_users_delta)`` over events before ``at``: each user's change from not paying to
     paying is +1, back is -1 (several subscriptions of one user count once).
     """
-    return events.filter(at__lt=at).aggregate(n=Sum("paying_users_delta"))["n"] or 0
+    key = ("paying_users", str(events.query), at)
+    return history.remembered(key, lambda: events.filter(at__lt=at).aggregate(n=Sum("paying_users_delta"))["n"] or 0)
 
 
 def arpu_of(mrr_amount: Decimal, paying: int) -> Decimal | None:

@@ -22,9 +22,11 @@ moves a closed period. Rules shared by every function in ``analytics.billing``:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import datetime
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -147,3 +149,29 @@ PAYING_CHANGE = count_change(Q(paying_after=True), Q(paying_before=True))
 def summed(expression, *, before: datetime.datetime, output_field=MRR_FIELD) -> Sum:
     """``SUM(expression) FILTER (WHERE at < before)``."""
     return Sum(expression, filter=Q(at__lt=before), output_field=output_field)
+
+
+# -- one reading ------------------------------------------------------------------------------------
+# A summary asks for MRR at its start several times (the bridge, the series, retention, the previous
+# period's close). Inside ``one_reading()`` a balance read once is remembered, so each is one query.
+
+_remembered: contextvars.ContextVar[dict | None] = contextvars.ContextVar("billing_remembered", default=None)
+
+
+@contextlib.contextmanager
+def one_reading() -> Iterator[None]:
+    token = _remembered.set({})
+    try:
+        yield
+    finally:
+        _remembered.reset(token)
+
+
+def remembered(key, compute: Callable):
+    """``compute()``, or what it returned for ``key`` earlier in this ``one_reading()`` block."""
+    memo = _remembered.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]

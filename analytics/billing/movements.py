@@ -20,7 +20,7 @@ import datetime
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import CharField, Count, DateTimeField, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import CharField, Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Sum
 
 from analytics.periods import Bucket, Period
 from coaching.models import SubscriptionEvent
@@ -127,15 +127,18 @@ def mrr_movements(events: QuerySet, *, period: Period, now: datetime.datetime, c
 
 def _lost(events: QuerySet, *, start: datetime.datetime, closes: Sequence[datetime.datetime]) -> QuerySet:
     """Events in ``[start, closes[-1])`` where a customer stopped paying, each told its window's close
-    (``bucket_close``) and whether the customer pays again by then (``back``)."""
+    (``bucket_close``) and whether the customer pays again at that close (``back``)."""
     bucket_close = history.ranked("at", bounds=closes[:-1], values=closes, output_field=DateTimeField())
-    # The user's last event before the close says whether they pay at the close. Same user, so
-    # the scope (which only ever selects users) need not be applied again inside.
-    back = SubscriptionEvent.objects.filter(
-        user_id=OuterRef("user_id"), at__lt=OuterRef("bucket_close"), at__gte=OuterRef("at")
-    ).filter(paying_users_delta__gt=0)
+    # The user's last instant before the close says whether they pay at the close (every event of
+    # an instant carries the customer's state after it). Same user, so the scope (which only ever
+    # selects users) need not be applied again inside; the (user, at) index answers it backwards.
+    paying_at_close = (
+        SubscriptionEvent.objects.filter(user_id=OuterRef("user_id"), at__lt=OuterRef("bucket_close"))
+        .order_by("-at")
+        .values("customer_paying_after")[:1]
+    )
     return events.filter(paying_users_delta__lt=0, at__gte=start, at__lt=closes[-1]).annotate(
-        bucket_close=bucket_close, back=Exists(back)
+        bucket_close=bucket_close, back=Subquery(paying_at_close)
     )
 
 
@@ -231,7 +234,7 @@ def net_revenue_retention(events: QuerySet, *, period: Period, now: datetime.dat
     at_start = at_instant.snapshot(events, at=start).mrr_raw.get(currency, ZERO)
     paid_at_start = (
         SubscriptionEvent.objects.filter(user_id=OuterRef("user_id"), at__lt=start, currency=currency)
-        .order_by("-at", "-id")
+        .order_by("-at")  # every event of an instant carries the customer's MRR after it
         .values("customer_mrr_after")[:1]
     )
     change = (

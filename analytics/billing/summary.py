@@ -271,14 +271,24 @@ def monthly_series(
 
 
 def billing_summary(scope: BillingScope, *, period: Period, now: datetime.datetime) -> BillingSummary:
-    """Every billing number for ``period`` as of ``now`` (see DEFINITIONS), and the previous period's headline."""
+    """Every billing number for ``period`` as of ``now`` (see DEFINITIONS), and the previous period's headline.
+
+    MRR at each month's close is the end of that month's MRR bridge (``movements_series``): the
+    same number the movements chart and the CSV show. Balances read twice are read once
+    (``history.one_reading``).
+    """
+    with history.one_reading():
+        return _billing_summary(scope, period=period, now=now)
+
+
+def _billing_summary(scope: BillingScope, *, period: Period, now: datetime.datetime) -> BillingSummary:
     currency = history.default_currency()
     start, close = history.window(period, now)
     buckets = period.buckets("month")
     closes = [min(bucket.end, now) for bucket in buckets if bucket.start < now]
     plans = paid_plans()
     codes = [plan.code for plan in plans]
-    snap = at_instant.snapshot(scope.events, at=close, series_at=closes, plans=codes)
+    snap = at_instant.snapshot(scope.events, at=close)
     signups = revenue.signup_rows(scope.users, start=start, close=close, buckets=buckets)
     money_rows = revenue.revenue_rows(scope.payments, start=start, close=close, buckets=buckets)
     churned = movements.churned_by_country(scope.events, start=start, close=close)
@@ -328,7 +338,7 @@ def billing_summary(scope: BillingScope, *, period: Period, now: datetime.dateti
             signups=signups,
             churned=movements.churned_by_window(scope.events, start=start, closes=closes),
             money_rows=money_rows,
-            mrr=snap.mrr_series(currency),
+            mrr={month.end: month.mrr_end for month in movement_series},
             currency=currency,
         ),
         previous_period=previous,
