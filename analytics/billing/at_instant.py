@@ -33,6 +33,7 @@ class Snapshot:
     mrr_raw: dict[str, Decimal]
     past_due_raw: dict[str, Decimal]
     subscriptions: int
+    paying_users: int
     plan_mrr_raw: dict[str, dict[str, Decimal]]  # currency -> plan -> amount
     plan_subscriptions: dict[str, int]
 
@@ -55,36 +56,61 @@ def paid_plan_codes() -> list[str]:
 
 
 def snapshot(events: QuerySet, *, at: datetime.datetime) -> Snapshot:
-    """One pass over the events before ``at``, grouped by currency: MRR, its past-due part, paying
-    subscriptions, and per paid plan MRR and subscriptions. Every figure is ``SUM(change) FILTER
-    (WHERE at < t)``. Remembered for the rest of a ``history.one_reading()`` block."""
-    return history.remembered(("snapshot", str(events.query), at), lambda: _snapshot(events, at=at))
+    """The balances at ``at`` from one pass over the events before it (see ``snapshots``)."""
+    return snapshots(events, at=[at])[at]
 
 
-def _snapshot(events: QuerySet, *, at: datetime.datetime) -> Snapshot:
+def snapshots(events: QuerySet, *, at: Sequence[datetime.datetime]) -> dict[datetime.datetime, Snapshot]:
+    """Balances at each instant of ``at``, in one pass over the events before the latest, per currency.
+
+    MRR, its past-due part, paying subscriptions and paying users, and per paid plan MRR and
+    subscriptions; each ``SUM(change) FILTER (WHERE at < t)``. Remembered for the rest of a
+    ``history.one_reading()`` block, so asking for several instants at once, then one at a time,
+    reads the table once.
+    """
+    key = str(events.query)
+    found = {t: history.recall(("snapshot", key, t)) for t in at}
+    missing = [t for t, snap in found.items() if snap is None]
+    if missing:
+        for t, snap in _snapshots(events, at=missing).items():
+            history.remember(("snapshot", key, t), snap)
+            found[t] = snap
+    return found
+
+
+def _snapshots(events: QuerySet, *, at: Sequence[datetime.datetime]) -> dict[datetime.datetime, Snapshot]:
     plans = paid_plan_codes()
     past_due = mrr_change(Q(status_after=PAST_DUE), Q(status_before=PAST_DUE))
-    sums = {
-        "mrr": Sum(mrr_change(), output_field=history.MRR_FIELD),
-        "past_due": Sum(past_due, output_field=history.MRR_FIELD),
-        "subs": Sum(PAYING_CHANGE, output_field=IntegerField()),
+    sums = {}
+    for k, t in enumerate(at):
+        sums[f"mrr_{k}"] = summed(mrr_change(), before=t)
+        sums[f"past_due_{k}"] = summed(past_due, before=t)
+        sums[f"subs_{k}"] = summed(PAYING_CHANGE, before=t, output_field=IntegerField())
+        sums[f"users_{k}"] = summed("paying_users_delta", before=t, output_field=IntegerField())
+        for i, code in enumerate(plans):
+            on_plan = mrr_change(Q(plan_after=code), Q(plan_before=code))
+            paying_on_plan = count_change(
+                Q(paying_after=True, plan_after=code), Q(paying_before=True, plan_before=code)
+            )
+            sums[f"plan_mrr{i}_{k}"] = summed(on_plan, before=t)
+            sums[f"plan_subs{i}_{k}"] = summed(paying_on_plan, before=t, output_field=IntegerField())
+    rows = list(events.filter(at__lt=max(at)).values("currency").annotate(**sums).order_by())
+    return {
+        t: Snapshot(
+            at=t,
+            mrr_raw={row["currency"]: dec(row[f"mrr_{k}"]) for row in rows},
+            past_due_raw={row["currency"]: dec(row[f"past_due_{k}"]) for row in rows},
+            subscriptions=sum(row[f"subs_{k}"] or 0 for row in rows),
+            paying_users=sum(row[f"users_{k}"] or 0 for row in rows),
+            plan_mrr_raw={
+                row["currency"]: {code: dec(row[f"plan_mrr{i}_{k}"]) for i, code in enumerate(plans)} for row in rows
+            },
+            plan_subscriptions={
+                code: sum(row[f"plan_subs{i}_{k}"] or 0 for row in rows) for i, code in enumerate(plans)
+            },
+        )
+        for k, t in enumerate(at)
     }
-    for i, code in enumerate(plans):
-        on_plan = mrr_change(Q(plan_after=code), Q(plan_before=code))
-        paying_on_plan = count_change(Q(paying_after=True, plan_after=code), Q(paying_before=True, plan_before=code))
-        sums[f"plan_mrr{i}"] = Sum(on_plan, output_field=history.MRR_FIELD)
-        sums[f"plan_subs{i}"] = Sum(paying_on_plan, output_field=IntegerField())
-    rows = list(events.filter(at__lt=at).values("currency").annotate(**sums).order_by())
-    return Snapshot(
-        at=at,
-        mrr_raw={row["currency"]: dec(row["mrr"]) for row in rows},
-        past_due_raw={row["currency"]: dec(row["past_due"]) for row in rows},
-        subscriptions=sum(row["subs"] or 0 for row in rows),
-        plan_mrr_raw={
-            row["currency"]: {code: dec(row[f"plan_mrr{i}"]) for i, code in enumerate(plans)} for row in rows
-        },
-        plan_subscriptions={code: sum(row[f"plan_subs{i}"] or 0 for row in rows) for i, code in enumerate(plans)},
-    )
 
 
 def mrr(events: QuerySet, *, at: datetime.datetime) -> dict[str, Decimal]:
@@ -114,28 +140,36 @@ class CountryCustomers:
 
 @dataclasses.dataclass(frozen=True)
 class Customers:
-    """Paying users at the opening and the close; at the close by country (with MRR) and by plan."""
+    """Paying users at the opening and the close; at the close by country (with MRR) and by plan;
+    and the MRR of the opening's customers at the opening and at the close (for retention)."""
 
     at_opening: int
     at_close: int
     by_country: dict[str, CountryCustomers]
     by_plan: dict[str, int]
+    opening_mrr_raw: Decimal  # in the pass's currency
+    retained_mrr_raw: Decimal  # the same customers' MRR at the close
 
 
-def customers(
-    events: QuerySet,
-    *,
-    opening: datetime.datetime,
-    close: datetime.datetime,
-    plans: Sequence[str] = (),
-    currency: str,
-) -> Customers:
+def customers(events: QuerySet, *, opening: datetime.datetime, close: datetime.datetime, currency: str) -> Customers:
     """Distinct paying users in one pass: one row per user, then summed by the user's country.
 
-    Per user (events before the close): paying at the opening (``sum(paying_users_delta) > 0``
-    before it), paying at the close, paying on each plan at the close, and MRR at the close in
-    ``currency``. Only those per-user rows are joined to their user for the country.
+    Per user (events before the later of opening and close): paying at the opening
+    (``sum(paying_users_delta) > 0`` before it), paying at the close, paying on each paid plan at
+    the close, and MRR in ``currency`` at the opening and at the close. Only those per-user rows
+    are joined to their user for the country. Remembered within ``history.one_reading()``.
     """
+    key = ("customers", str(events.query), opening, close, currency)
+    found = history.recall(key)
+    if found is None:
+        found = _customers(events, opening=opening, close=close, currency=currency)
+        history.remember(key, found)
+    return found
+
+
+def _customers(events: QuerySet, *, opening: datetime.datetime, close: datetime.datetime, currency: str) -> Customers:
+    plans = paid_plan_codes()
+    in_currency = Q(currency=currency)
     per_user = {
         "at_opening": summed("paying_users_delta", before=opening, output_field=IntegerField()),
         "at_close": summed("paying_users_delta", before=close, output_field=IntegerField()),
@@ -147,15 +181,22 @@ def customers(
             )
             for i, code in enumerate(plans)
         },
-        "mrr": Sum(mrr_change(), filter=Q(at__lt=close, currency=currency), output_field=history.MRR_FIELD),
+        "mrr": Sum(mrr_change(), filter=Q(at__lt=close) & in_currency, output_field=history.MRR_FIELD),
+        "mrr_open": Sum(mrr_change(), filter=Q(at__lt=opening) & in_currency, output_field=history.MRR_FIELD),
     }
     inner = events.filter(at__lt=max(opening, close)).values("user_id").annotate(**per_user).order_by()
     inner_sql, params = inner.query.sql_with_params()
     quote = connection.ops.quote_name
-    # Per user: a count above zero means "yes"; money is summed as it is.
+    # Per user: a count above zero means "yes"; money is summed as it is; retained MRR is the
+    # close's MRR of users who had MRR at the opening.
+    counts = [name for name in per_user if name not in ("mrr", "mrr_open")]
     columns = ", ".join(
-        f"SUM(f.{quote(name)})" if name == "mrr" else f"SUM(CASE WHEN f.{quote(name)} > 0 THEN 1 ELSE 0 END)"
-        for name in per_user
+        [
+            *(f"SUM(CASE WHEN f.{quote(name)} > 0 THEN 1 ELSE 0 END)" for name in counts),
+            f"SUM(f.{quote('mrr')})",
+            f"SUM(f.{quote('mrr_open')})",
+            f"SUM(CASE WHEN f.{quote('mrr_open')} > 0 THEN f.{quote('mrr')} ELSE 0 END)",
+        ]
     )
     users = f"{quote(User._meta.db_table)} u ON u.{quote(User._meta.pk.column)} = f.{quote('user_id')}"
     with connection.cursor() as cursor:
@@ -165,24 +206,33 @@ def customers(
         rows = cursor.fetchall()
     by_country, by_plan = {}, dict.fromkeys(plans, 0)
     at_opening = at_close = 0
+    opening_mrr = retained = history.ZERO
     for country, opened, closed, *rest in rows:
-        plan_flags, amount = rest[: len(plans)], rest[len(plans)]
+        plan_flags, (amount, amount_open, amount_retained) = rest[: len(plans)], rest[len(plans) :]
         at_opening += int(opened or 0)
         at_close += int(closed or 0)
+        opening_mrr += dec(amount_open)
+        retained += dec(amount_retained)
         for code, n in zip(plans, plan_flags, strict=True):
             by_plan[code] += int(n or 0)
         by_country[country] = CountryCustomers(paying_users=int(closed or 0), mrr=history.cents(dec(amount)))
-    return Customers(at_opening=at_opening, at_close=at_close, by_country=by_country, by_plan=by_plan)
+    return Customers(
+        at_opening=at_opening,
+        at_close=at_close,
+        by_country=by_country,
+        by_plan=by_plan,
+        opening_mrr_raw=opening_mrr,
+        retained_mrr_raw=retained,
+    )
 
 
 def paying_users(events: QuerySet, *, at: datetime.datetime) -> int:
     """Users with at least one subscription active or past due on a paid plan at ``at``.
 
-    ``sum(paying_users_delta)`` over events before ``at``: each user's change from not paying to
-    paying is +1, back is -1 (several subscriptions of one user count once).
+    ``sum(paying_users_delta)`` over events before ``at`` (read with the other balances): each
+    user's change from not paying to paying is +1, back is -1 (several subscriptions count once).
     """
-    key = ("paying_users", str(events.query), at)
-    return history.remembered(key, lambda: events.filter(at__lt=at).aggregate(n=Sum("paying_users_delta"))["n"] or 0)
+    return snapshot(events, at=at).paying_users
 
 
 def arpu_of(mrr_amount: Decimal, paying: int) -> Decimal | None:

@@ -175,3 +175,15 @@ def remembered(key, compute: Callable):
     if key not in memo:
         memo[key] = compute()
     return memo[key]
+
+
+def recall(key):
+    """What was remembered for ``key`` in this ``one_reading()`` block, else ``None``."""
+    memo = _remembered.get()
+    return None if memo is None else memo.get(key)
+
+
+def remember(key, value) -> None:
+    memo = _remembered.get()
+    if memo is not None:
+        memo[key] = value

@@ -26,7 +26,7 @@ from analytics.periods import Bucket, Period
 from coaching.models import SubscriptionEvent
 
 from . import at_instant, history
-from .history import ZERO, dec, mrr_change
+from .history import ZERO, dec
 
 PARTS = ("new", "expansion", "contraction", "churned", "reactivation")
 # Below this many customers at the start, a churn rate says more about chance than about customers.
@@ -226,23 +226,12 @@ class Retention:
 def net_revenue_retention(events: QuerySet, *, period: Period, now: datetime.datetime, currency: str) -> Retention:
     """NRR = the start's customers' MRR at the close / MRR at the start, in ``currency``.
 
-    Expansion, contraction, churn and reactivation of customers who paid at the start count; new
-    customers do not. Computed as ``MRR(start) + sum(mrr_after - mrr_before)`` over the period's
-    events of users who had MRR in ``currency`` at the start.
+    Expansion, contraction, churn and reactivation of customers who had MRR at the start count;
+    new customers do not. Per user: MRR at the start and at the close (``at_instant.customers``);
+    ``sum(MRR at the close of users with MRR at the start) / sum(MRR at the start)``.
     """
     start, close = history.window(period, now)
-    at_start = at_instant.snapshot(events, at=start).mrr_raw.get(currency, ZERO)
-    paid_at_start = (
-        SubscriptionEvent.objects.filter(user_id=OuterRef("user_id"), at__lt=start, currency=currency)
-        .order_by("-at")  # every event of an instant carries the customer's MRR after it
-        .values("customer_mrr_after")[:1]
-    )
-    change = (
-        events.filter(at__gte=start, at__lt=close, currency=currency)
-        .alias(before=paid_at_start)
-        .filter(before__gt=0)
-        .aggregate(total=Sum(mrr_change(), output_field=history.MRR_FIELD))["total"]
-    )
-    retained = at_start + dec(change)
+    found = at_instant.customers(events, opening=start, close=close, currency=currency)
+    at_start, retained = found.opening_mrr_raw, found.retained_mrr_raw
     rate = (retained / at_start).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP) if at_start else None
     return Retention(mrr_start=history.cents(at_start), mrr_retained=history.cents(retained), rate=rate)

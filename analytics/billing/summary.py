@@ -287,21 +287,19 @@ def _billing_summary(scope: BillingScope, *, period: Period, now: datetime.datet
     buckets = period.buckets("month")
     closes = [min(bucket.end, now) for bucket in buckets if bucket.start < now]
     plans = paid_plans()
-    codes = [plan.code for plan in plans]
-    snap = at_instant.snapshot(scope.events, at=close)
+    previous = period.previous()
+    # Every balance the summary and its comparison read, in one pass (then remembered).
+    snap = at_instant.snapshots(scope.events, at=[close, start, previous.start])[close]
     signups = revenue.signup_rows(scope.users, start=start, close=close, buckets=buckets)
     money_rows = revenue.revenue_rows(scope.payments, start=start, close=close, buckets=buckets)
     churned = movements.churned_by_country(scope.events, start=start, close=close)
-    customers = at_instant.customers(
-        scope.events, opening=history.opening(period, now), close=close, plans=codes, currency=currency
-    )
+    customers = at_instant.customers(scope.events, opening=history.opening(period, now), close=close, currency=currency)
     revenue_by_currency: dict[str, Decimal] = {}
     for row in money_rows:
         _add(revenue_by_currency, row.currency, row.amount)
     mrr_by_currency = snap.mrr()
     churned_total = sum(churned.values())
     movement_series = movements.movements_series(scope.events, buckets=buckets, now=now, currency=currency)
-    previous = period.previous()
     return BillingSummary(
         period=period,
         close=close,
