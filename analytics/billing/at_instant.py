@@ -34,8 +34,8 @@ class Snapshot:
     past_due_raw: dict[str, Decimal]
     subscriptions: int
     paying_users: int
-    plan_mrr_raw: dict[str, dict[str, Decimal]]  # currency -> plan -> amount
-    plan_subscriptions: dict[str, int]
+    plan_mrr_raw: dict[str, dict[str, Decimal]] | None  # currency -> plan -> amount (None: not read)
+    plan_subscriptions: dict[str, int] | None
 
     def mrr(self) -> dict[str, Decimal]:
         return history.money(self.mrr_raw)
@@ -44,6 +44,8 @@ class Snapshot:
         return history.cents(self.past_due_raw.get(currency))
 
     def plan_mrr(self, plan: str, currency: str) -> Decimal:
+        if self.plan_mrr_raw is None:
+            raise ValueError("This snapshot was read without the breakdown by plan (by_plan=True).")
         return history.cents(self.plan_mrr_raw.get(currency, {}).get(plan))
 
 
@@ -55,31 +57,35 @@ def paid_plan_codes() -> list[str]:
     )
 
 
-def snapshot(events: QuerySet, *, at: datetime.datetime) -> Snapshot:
+def snapshot(events: QuerySet, *, at: datetime.datetime, by_plan: bool = False) -> Snapshot:
     """The balances at ``at`` from one pass over the events before it (see ``snapshots``)."""
-    return snapshots(events, at=[at])[at]
+    return snapshots(events, at=[at], by_plan_at=at if by_plan else None)[at]
 
 
-def snapshots(events: QuerySet, *, at: Sequence[datetime.datetime]) -> dict[datetime.datetime, Snapshot]:
+def snapshots(
+    events: QuerySet, *, at: Sequence[datetime.datetime], by_plan_at: datetime.datetime | None = None
+) -> dict[datetime.datetime, Snapshot]:
     """Balances at each instant of ``at``, in one pass over the events before the latest, per currency.
 
-    MRR, its past-due part, paying subscriptions and paying users, and per paid plan MRR and
-    subscriptions; each ``SUM(change) FILTER (WHERE at < t)``. Remembered for the rest of a
-    ``history.one_reading()`` block, so asking for several instants at once, then one at a time,
-    reads the table once.
+    MRR, its past-due part, paying subscriptions and paying users; at ``by_plan_at`` also MRR and
+    subscriptions per paid plan. Each is ``SUM(change) FILTER (WHERE at < t)``. Remembered for the
+    rest of a ``history.one_reading()`` block, so asking for several instants at once, then one at
+    a time, reads the table once.
     """
     key = str(events.query)
     found = {t: history.recall(("snapshot", key, t)) for t in at}
-    missing = [t for t, snap in found.items() if snap is None]
+    missing = [t for t, snap in found.items() if snap is None or (t == by_plan_at and snap.plan_mrr_raw is None)]
     if missing:
-        for t, snap in _snapshots(events, at=missing).items():
+        for t, snap in _snapshots(events, at=missing, by_plan_at=by_plan_at).items():
             history.remember(("snapshot", key, t), snap)
             found[t] = snap
     return found
 
 
-def _snapshots(events: QuerySet, *, at: Sequence[datetime.datetime]) -> dict[datetime.datetime, Snapshot]:
-    plans = paid_plan_codes()
+def _snapshots(
+    events: QuerySet, *, at: Sequence[datetime.datetime], by_plan_at: datetime.datetime | None
+) -> dict[datetime.datetime, Snapshot]:
+    plans = paid_plan_codes() if by_plan_at in at else []
     past_due = mrr_change(Q(status_after=PAST_DUE), Q(status_before=PAST_DUE))
     sums = {}
     for k, t in enumerate(at):
@@ -87,13 +93,11 @@ def _snapshots(events: QuerySet, *, at: Sequence[datetime.datetime]) -> dict[dat
         sums[f"past_due_{k}"] = summed(past_due, before=t)
         sums[f"subs_{k}"] = summed(PAYING_CHANGE, before=t, output_field=IntegerField())
         sums[f"users_{k}"] = summed("paying_users_delta", before=t, output_field=IntegerField())
-        for i, code in enumerate(plans):
-            on_plan = mrr_change(Q(plan_after=code), Q(plan_before=code))
-            paying_on_plan = count_change(
-                Q(paying_after=True, plan_after=code), Q(paying_before=True, plan_before=code)
-            )
-            sums[f"plan_mrr{i}_{k}"] = summed(on_plan, before=t)
-            sums[f"plan_subs{i}_{k}"] = summed(paying_on_plan, before=t, output_field=IntegerField())
+    for i, code in enumerate(plans):
+        on_plan = mrr_change(Q(plan_after=code), Q(plan_before=code))
+        paying_on_plan = count_change(Q(paying_after=True, plan_after=code), Q(paying_before=True, plan_before=code))
+        sums[f"plan_mrr{i}"] = summed(on_plan, before=by_plan_at)
+        sums[f"plan_subs{i}"] = summed(paying_on_plan, before=by_plan_at, output_field=IntegerField())
     rows = list(events.filter(at__lt=max(at)).values("currency").annotate(**sums).order_by())
     return {
         t: Snapshot(
@@ -102,12 +106,12 @@ def _snapshots(events: QuerySet, *, at: Sequence[datetime.datetime]) -> dict[dat
             past_due_raw={row["currency"]: dec(row[f"past_due_{k}"]) for row in rows},
             subscriptions=sum(row[f"subs_{k}"] or 0 for row in rows),
             paying_users=sum(row[f"users_{k}"] or 0 for row in rows),
-            plan_mrr_raw={
-                row["currency"]: {code: dec(row[f"plan_mrr{i}_{k}"]) for i, code in enumerate(plans)} for row in rows
-            },
-            plan_subscriptions={
-                code: sum(row[f"plan_subs{i}_{k}"] or 0 for row in rows) for i, code in enumerate(plans)
-            },
+            plan_mrr_raw=None
+            if t != by_plan_at
+            else {row["currency"]: {code: dec(row[f"plan_mrr{i}"]) for i, code in enumerate(plans)} for row in rows},
+            plan_subscriptions=None
+            if t != by_plan_at
+            else {code: sum(row[f"plan_subs{i}"] or 0 for row in rows) for i, code in enumerate(plans)},
         )
         for k, t in enumerate(at)
     }
@@ -140,15 +144,12 @@ class CountryCustomers:
 
 @dataclasses.dataclass(frozen=True)
 class Customers:
-    """Paying users at the opening and the close; at the close by country (with MRR) and by plan;
-    and the MRR of the opening's customers at the opening and at the close (for retention)."""
+    """Paying users at the opening and the close; at the close by country (with MRR) and by plan."""
 
     at_opening: int
     at_close: int
     by_country: dict[str, CountryCustomers]
     by_plan: dict[str, int]
-    opening_mrr_raw: Decimal  # in the pass's currency
-    retained_mrr_raw: Decimal  # the same customers' MRR at the close
 
 
 def customers(events: QuerySet, *, opening: datetime.datetime, close: datetime.datetime, currency: str) -> Customers:
@@ -156,7 +157,7 @@ def customers(events: QuerySet, *, opening: datetime.datetime, close: datetime.d
 
     Per user (events before the later of opening and close): paying at the opening
     (``sum(paying_users_delta) > 0`` before it), paying at the close, paying on each paid plan at
-    the close, and MRR in ``currency`` at the opening and at the close. Only those per-user rows
+    the close, and MRR in ``currency`` at the close. Only those per-user rows
     are joined to their user for the country. Remembered within ``history.one_reading()``.
     """
     key = ("customers", str(events.query), opening, close, currency)
@@ -182,21 +183,14 @@ def _customers(events: QuerySet, *, opening: datetime.datetime, close: datetime.
             for i, code in enumerate(plans)
         },
         "mrr": Sum(mrr_change(), filter=Q(at__lt=close) & in_currency, output_field=history.MRR_FIELD),
-        "mrr_open": Sum(mrr_change(), filter=Q(at__lt=opening) & in_currency, output_field=history.MRR_FIELD),
     }
     inner = events.filter(at__lt=max(opening, close)).values("user_id").annotate(**per_user).order_by()
     inner_sql, params = inner.query.sql_with_params()
     quote = connection.ops.quote_name
-    # Per user: a count above zero means "yes"; money is summed as it is; retained MRR is the
-    # close's MRR of users who had MRR at the opening.
-    counts = [name for name in per_user if name not in ("mrr", "mrr_open")]
+    # Per user: a count above zero means "yes"; money is summed as it is.
+    counts = [name for name in per_user if name != "mrr"]
     columns = ", ".join(
-        [
-            *(f"SUM(CASE WHEN f.{quote(name)} > 0 THEN 1 ELSE 0 END)" for name in counts),
-            f"SUM(f.{quote('mrr')})",
-            f"SUM(f.{quote('mrr_open')})",
-            f"SUM(CASE WHEN f.{quote('mrr_open')} > 0 THEN f.{quote('mrr')} ELSE 0 END)",
-        ]
+        [*(f"SUM(CASE WHEN f.{quote(name)} > 0 THEN 1 ELSE 0 END)" for name in counts), f"SUM(f.{quote('mrr')})"]
     )
     users = f"{quote(User._meta.db_table)} u ON u.{quote(User._meta.pk.column)} = f.{quote('user_id')}"
     with connection.cursor() as cursor:
@@ -206,13 +200,10 @@ def _customers(events: QuerySet, *, opening: datetime.datetime, close: datetime.
         rows = cursor.fetchall()
     by_country, by_plan = {}, dict.fromkeys(plans, 0)
     at_opening = at_close = 0
-    opening_mrr = retained = history.ZERO
     for country, opened, closed, *rest in rows:
-        plan_flags, (amount, amount_open, amount_retained) = rest[: len(plans)], rest[len(plans) :]
+        plan_flags, amount = rest[: len(plans)], rest[len(plans)]
         at_opening += int(opened or 0)
         at_close += int(closed or 0)
-        opening_mrr += dec(amount_open)
-        retained += dec(amount_retained)
         for code, n in zip(plans, plan_flags, strict=True):
             by_plan[code] += int(n or 0)
         by_country[country] = CountryCustomers(paying_users=int(closed or 0), mrr=history.cents(dec(amount)))
@@ -221,8 +212,6 @@ def _customers(events: QuerySet, *, opening: datetime.datetime, close: datetime.
         at_close=at_close,
         by_country=by_country,
         by_plan=by_plan,
-        opening_mrr_raw=opening_mrr,
-        retained_mrr_raw=retained,
     )
 
 

@@ -26,7 +26,7 @@ from analytics.periods import Bucket, Period
 from coaching.models import SubscriptionEvent
 
 from . import at_instant, history
-from .history import ZERO, dec
+from .history import ZERO, dec, mrr_change
 
 PARTS = ("new", "expansion", "contraction", "churned", "reactivation")
 # Below this many customers at the start, a churn rate says more about chance than about customers.
@@ -227,11 +227,25 @@ def net_revenue_retention(events: QuerySet, *, period: Period, now: datetime.dat
     """NRR = the start's customers' MRR at the close / MRR at the start, in ``currency``.
 
     Expansion, contraction, churn and reactivation of customers who had MRR at the start count;
-    new customers do not. Per user: MRR at the start and at the close (``at_instant.customers``);
-    ``sum(MRR at the close of users with MRR at the start) / sum(MRR at the start)``.
+    new customers do not: ``MRR(start) + sum(mrr_after - mrr_before)`` over the period's events of
+    users whose last instant before the start left them with MRR in ``currency`` (the (user, at)
+    index answers that per user), divided by ``MRR(start)``. Null when nothing was paid at the start.
     """
     start, close = history.window(period, now)
-    found = at_instant.customers(events, opening=start, close=close, currency=currency)
-    at_start, retained = found.opening_mrr_raw, found.retained_mrr_raw
-    rate = (retained / at_start).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP) if at_start else None
+    at_start = at_instant.snapshot(events, at=start).mrr_raw.get(currency, ZERO)
+    if not at_start:
+        return Retention(mrr_start=history.cents(at_start), mrr_retained=history.cents(at_start), rate=None)
+    paid_at_start = (
+        SubscriptionEvent.objects.filter(user_id=OuterRef("user_id"), at__lt=start, currency=currency)
+        .order_by("-at")  # every event of an instant carries the customer's MRR after it
+        .values("customer_mrr_after")[:1]
+    )
+    change = (
+        events.filter(at__gte=start, at__lt=close, currency=currency)
+        .alias(before=Subquery(paid_at_start))
+        .filter(before__gt=0)
+        .aggregate(total=Sum(mrr_change(), output_field=history.MRR_FIELD))["total"]
+    )
+    retained = at_start + dec(change)
+    rate = (retained / at_start).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
     return Retention(mrr_start=history.cents(at_start), mrr_retained=history.cents(retained), rate=rate)

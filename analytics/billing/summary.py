@@ -289,7 +289,7 @@ def _billing_summary(scope: BillingScope, *, period: Period, now: datetime.datet
     plans = paid_plans()
     previous = period.previous()
     # Every balance the summary and its comparison read, in one pass (then remembered).
-    snap = at_instant.snapshots(scope.events, at=[close, start, previous.start])[close]
+    snap = at_instant.snapshots(scope.events, at=[close, start, previous.start], by_plan_at=close)[close]
     signups = revenue.signup_rows(scope.users, start=start, close=close, buckets=buckets)
     money_rows = revenue.revenue_rows(scope.payments, start=start, close=close, buckets=buckets)
     churned = movements.churned_by_country(scope.events, start=start, close=close)
