@@ -219,6 +219,7 @@ def main() -> int:
 
     from analytics.api.billing import BillingSummaryApi
     from analytics.billing import billing_scope, default_currency, movements_series
+    from analytics.billing.history import one_reading
     from analytics.billing.summary import billing_period
     from coaching.models import Payment, Subscription, SubscriptionEvent, User
 
@@ -264,7 +265,8 @@ def main() -> int:
 
     def movements_12m():
         period = billing_period({"period": "12m"}, tz=staff.tzinfo, now=timezone.now())
-        movements_series(events, buckets=period.buckets("month"), now=timezone.now(), currency=currency)
+        with one_reading():
+            movements_series(events, buckets=period.buckets("month"), now=timezone.now(), currency=currency)
 
     took = median_ms(movements_12m, args.repeat)
     ok = took < args.goal_ms

@@ -70,7 +70,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['at', 'id'],
-                'indexes': [models.Index(fields=['user', 'at'], name='coaching_su_user_id_66ea48_idx'), models.Index(fields=['subscription', 'at'], name='coaching_su_subscri_1f46cf_idx'), models.Index(fields=['at'], include=('user', 'currency', 'mrr_before', 'mrr_after', 'paying_before', 'paying_after', 'status_before', 'status_after', 'plan_before', 'plan_after', 'paying_users_delta'), name='subscription_event_at_covering')],
+                'indexes': [models.Index(fields=['user', 'at'], include=('currency', 'customer_mrr_after', 'customer_paying_after'), name='subscription_event_user_at'), models.Index(fields=['subscription', 'at'], name='coaching_su_subscri_1f46cf_idx'), models.Index(fields=['at'], include=('user', 'currency', 'mrr_before', 'mrr_after', 'paying_before', 'paying_after', 'status_before', 'status_after', 'plan_before', 'plan_after', 'paying_users_delta'), name='subscription_event_at_covering')],
             },
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),

@@ -160,7 +160,12 @@ class SubscriptionEvent(models.Model):
     class Meta:
         ordering = ["at", "id"]
         indexes = [
-            models.Index(fields=["user", "at"]),
+            # "Where did this customer stand before t?": answered from the index alone.
+            models.Index(
+                fields=["user", "at"],
+                include=["currency", "customer_mrr_after", "customer_paying_after"],
+                name="subscription_event_user_at",
+            ),
             models.Index(fields=["subscription", "at"]),
             # Billing analytics sum a span of events from the index alone (PostgreSQL).
             models.Index(
