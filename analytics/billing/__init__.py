@@ -16,7 +16,6 @@ the same everywhere.
 from .at_instant import active_subscriptions, arpu, arpu_of, mrr, mrr_past_due, paying_users
 from .history import BillingScope, billable, billing_scope, cents, default_currency, money, opening, window
 from .movements import (
-    churn_rate,
     churn_rate_of,
     churned_users,
     customer_churn,
@@ -34,7 +33,6 @@ __all__ = [
     "billable",
     "billing_scope",
     "cents",
-    "churn_rate",
     "churn_rate_of",
     "churned_users",
     "customer_churn",

@@ -155,17 +155,20 @@ def churned_users(events: QuerySet, *, period: Period, now: datetime.datetime) -
     leaving within the period is.
     """
     start, close = history.window(period, now)
-    if close <= start:
-        return 0
-    return _lost(events, start=start, closes=[close]).aggregate(n=LOST)["n"]
+    # Each user has one country: the countries' counts add up to the distinct total.
+    return sum(churned_by_country(events, start=start, close=close).values())
 
 
 def churned_by_country(events: QuerySet, *, start: datetime.datetime, close: datetime.datetime) -> dict[str, int]:
-    """``churned_users`` for ``[start, close)`` by the user's country."""
+    """``churned_users`` for ``[start, close)`` by the user's country (remembered within ``one_reading``)."""
     if close <= start:
         return {}
-    grouped = _lost(events, start=start, closes=[close]).values("user__country").annotate(n=LOST).order_by()
-    return {row["user__country"]: row["n"] for row in grouped if row["n"]}
+
+    def read() -> dict[str, int]:
+        grouped = _lost(events, start=start, closes=[close]).values("user__country").annotate(n=LOST).order_by()
+        return {row["user__country"]: row["n"] for row in grouped if row["n"]}
+
+    return history.remembered(("churned_by_country", str(events.query), start, close), read)
 
 
 def churned_by_window(
@@ -204,11 +207,6 @@ def customer_churn(events: QuerySet, *, period: Period, now: datetime.datetime) 
     lost = churned_users(events, period=period, now=now)
     base = at_instant.paying_users(events, at=history.opening(period, now))
     return CustomerChurn(lost=lost, base=base, rate=churn_rate_of(lost, base))
-
-
-def churn_rate(events: QuerySet, *, period: Period, now: datetime.datetime) -> Decimal | None:
-    """Churned users in the period / paying users at the period's start; ``None`` when that is zero."""
-    return customer_churn(events, period=period, now=now).rate
 
 
 # -- net revenue retention -------------------------------------------------------------------------

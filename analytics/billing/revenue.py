@@ -24,9 +24,15 @@ PAID_PAYMENT_STATUSES = (
 
 
 def new_signups(users: QuerySet, *, period: Period, now: datetime.datetime) -> int:
-    """Users whose ``date_joined`` is in ``[period.start, min(period.end, now))``."""
+    """Users whose ``date_joined`` is in ``[period.start, min(period.end, now))``.
+
+    The sum of ``signup_rows`` over the period's months (so the page's total, its months and its
+    countries are one query).
+    """
     start, close = history.window(period, now)
-    return users.filter(date_joined__gte=start, date_joined__lt=close).count()
+    return sum(
+        n for _country, _month, n in signup_rows(users, start=start, close=close, buckets=period.buckets("month"))
+    )
 
 
 def _sum_by_currency(rows: Iterable[dict], field: str) -> dict[str, Decimal]:
@@ -65,7 +71,10 @@ def total_revenue(payments: QuerySet, *, period: Period, now: datetime.datetime)
     A refund counts when it happens, not moved back to its payment's period, so a period can be negative.
     """
     start, close = history.window(period, now)
-    return net_revenue(payments, start=start, close=close)
+    totals: dict[str, Decimal] = {}
+    for row in revenue_rows(payments, start=start, close=close, buckets=period.buckets("month")):
+        totals[row.currency] = totals.get(row.currency, Decimal(0)) + row.amount
+    return history.money(totals)
 
 
 def lifetime_revenue(payments: QuerySet, *, now: datetime.datetime) -> dict[str, Decimal]:
@@ -100,7 +109,15 @@ def revenue_rows(
     Amounts paid are counted in the bucket of ``paid_at``, refunds (negative) in the bucket of
     ``refunded_at``; summing every row of a currency gives that currency's total revenue. Read from
     the payments alone (the covering index on ``paid_at``): no join to users or subscriptions.
+    Remembered within ``history.one_reading()``.
     """
+    key = ("revenue_rows", str(payments.query), start, close, tuple((b.label, b.start) for b in buckets))
+    return history.remembered(key, lambda: _revenue_rows(payments, start=start, close=close, buckets=buckets))
+
+
+def _revenue_rows(payments: QuerySet, *, start, close, buckets: Sequence[Bucket]) -> list[MoneyRow]:
+    if close <= start:
+        return []
     rows = []
     reads = (
         (payments_paid(payments, start=start, close=close), "paid_at", "amount", 1),
@@ -123,6 +140,13 @@ def signup_rows(
     users: QuerySet, *, start: datetime.datetime, close: datetime.datetime, buckets: Sequence[Bucket]
 ) -> list[tuple[str, str, int]]:
     """``new_signups`` grouped by country and bucket (local month): ``[(country, "YYYY-MM", count)]``."""
+    key = ("signup_rows", str(users.query), start, close, tuple((b.label, b.start) for b in buckets))
+    return history.remembered(key, lambda: _signup_rows(users, start=start, close=close, buckets=buckets))
+
+
+def _signup_rows(users: QuerySet, *, start, close, buckets: Sequence[Bucket]) -> list[tuple[str, str, int]]:
+    if close <= start:
+        return []
     grouped = (
         users.filter(date_joined__gte=start, date_joined__lt=close)
         .annotate(month=bucket_label("date_joined", buckets))

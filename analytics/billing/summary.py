@@ -288,36 +288,29 @@ def _billing_summary(scope: BillingScope, *, period: Period, now: datetime.datet
     closes = [min(bucket.end, now) for bucket in buckets if bucket.start < now]
     plans = paid_plans()
     previous = period.previous()
-    # Every balance the summary and its comparison read, in one pass (then remembered).
-    snap = at_instant.snapshots(scope.events, at=[close, start, previous.start], by_plan_at=close)[close]
+    events = scope.events
+    # Every balance the summary and its comparison read, in one pass; the one-number functions
+    # below then find them (and the grouped rows their breakdowns come from) already read.
+    snap = at_instant.snapshots(events, at=[close, start, previous.start], by_plan_at=close)[close]
     signups = revenue.signup_rows(scope.users, start=start, close=close, buckets=buckets)
     money_rows = revenue.revenue_rows(scope.payments, start=start, close=close, buckets=buckets)
-    churned = movements.churned_by_country(scope.events, start=start, close=close)
-    customers = at_instant.customers(scope.events, opening=history.opening(period, now), close=close, currency=currency)
-    revenue_by_currency: dict[str, Decimal] = {}
-    for row in money_rows:
-        _add(revenue_by_currency, row.currency, row.amount)
-    mrr_by_currency = snap.mrr()
-    churned_total = sum(churned.values())
-    movement_series = movements.movements_series(scope.events, buckets=buckets, now=now, currency=currency)
+    churned = movements.churned_by_country(events, start=start, close=close)
+    customers = at_instant.customers(events, opening=history.opening(period, now), close=close, currency=currency)
+    movement_series = movements.movements_series(events, buckets=buckets, now=now, currency=currency)
     return BillingSummary(
         period=period,
         close=close,
         currency=currency,
-        new_signups=sum(n for _country, _month, n in signups),
-        churn=movements.CustomerChurn(
-            lost=churned_total,
-            base=customers.at_opening,
-            rate=movements.churn_rate_of(churned_total, customers.at_opening),
-        ),
-        paying_users=customers.at_close,
-        active_subscriptions=snap.subscriptions,
-        revenue_by_currency=history.money(revenue_by_currency),
-        mrr_by_currency=mrr_by_currency,
-        mrr_past_due=snap.mrr_past_due(currency),
-        arpu=at_instant.arpu_of(mrr_by_currency[currency], customers.at_close),
-        retention=movements.net_revenue_retention(scope.events, period=period, now=now, currency=currency),
-        movements=movements.mrr_movements(scope.events, period=period, now=now, currency=currency),
+        new_signups=revenue.new_signups(scope.users, period=period, now=now),
+        churn=movements.customer_churn(events, period=period, now=now),
+        paying_users=at_instant.paying_users(events, at=close),
+        active_subscriptions=at_instant.active_subscriptions(events, at=close),
+        revenue_by_currency=revenue.total_revenue(scope.payments, period=period, now=now),
+        mrr_by_currency=at_instant.mrr(events, at=close),
+        mrr_past_due=at_instant.mrr_past_due(events, at=close, currency=currency),
+        arpu=at_instant.arpu(events, at=close),
+        retention=movements.net_revenue_retention(events, period=period, now=now, currency=currency),
+        movements=movements.mrr_movements(events, period=period, now=now, currency=currency),
         movement_series=movement_series,
         by_plan=tuple(
             PlanRow(
@@ -334,7 +327,7 @@ def _billing_summary(scope: BillingScope, *, period: Period, now: datetime.datet
             buckets,
             now=now,
             signups=signups,
-            churned=movements.churned_by_window(scope.events, start=start, closes=closes),
+            churned=movements.churned_by_window(events, start=start, closes=closes),
             money_rows=money_rows,
             mrr={month.end: month.mrr_end for month in movement_series},
             currency=currency,

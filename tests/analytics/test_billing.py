@@ -56,7 +56,7 @@ def test_churn_counts_a_user_whose_last_paid_subscription_ended(scope):
 
 
 def test_churn_rate_is_churned_over_the_opening_base(scope):
-    assert billing.churn_rate(scope.events, period=MARCH, now=NOW) == Decimal("0.4000")
+    assert billing.customer_churn(scope.events, period=MARCH, now=NOW).rate == Decimal("0.4000")
     assert billing.churn_rate_of(3, 0) is None
 
 
@@ -256,7 +256,7 @@ def test_churn_is_judged_at_the_close_not_at_the_end_of_a_subscription():
     scope = billing.billing_scope()
     assert billing.churned_users(scope.events, period=MARCH, now=NOW) == 2  # later and trial
     assert billing.paying_users(scope.events, at=MARCH.start) == 3
-    assert billing.churn_rate(scope.events, period=MARCH, now=NOW) == Decimal("0.6667")
+    assert billing.customer_churn(scope.events, period=MARCH, now=NOW).rate == Decimal("0.6667")
     assert billing.churned_users(scope.events, period=APRIL, now=NOW) == 0  # later is back in April
     summary = billing_summary(scope, period=MARCH, now=NOW)
     assert (summary.churned_users, summary.paying_users_at_start, summary.paying_users) == (2, 3, 1)
