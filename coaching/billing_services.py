@@ -139,9 +139,16 @@ def derive(events: Sequence) -> list:
             j += 1
         group = events[i:j]
         before_mrr, before_paying = _totals(subs)
+        before_plans = _paying_plans(subs)
         for event in group:
-            subs[event.subscription_id] = (Decimal(event.mrr_after), event.currency, event.paying_after)
+            subs[event.subscription_id] = (
+                Decimal(event.mrr_after),
+                event.currency,
+                event.paying_after,
+                event.plan_after,
+            )
         after_mrr, after_paying = _totals(subs)
+        plan_deltas = _plan_deltas(group, before_plans, _paying_plans(subs))
         last_of_currency = {event.currency: event for event in group}
         for event in group:
             values = dict.fromkeys(SubscriptionEvent.MOVEMENTS, ZERO)
@@ -151,6 +158,7 @@ def derive(events: Sequence) -> list:
             values["customer_mrr_after"] = after_mrr.get(event.currency, ZERO)
             values["customer_paying_after"] = after_paying
             values["paying_users_delta"] = int(after_paying) - int(before_paying) if event is group[-1] else 0
+            values["plan_after_users_delta"], values["plan_before_users_delta"] = plan_deltas.get(id(event), (0, 0))
             if any(_differs(getattr(event, name), value) for name, value in values.items()):
                 for name, value in values.items():
                     setattr(event, name, value)
@@ -166,9 +174,29 @@ def _differs(old, new) -> bool:
 
 def _totals(subs: dict) -> tuple[dict[str, Decimal], bool]:
     mrr: dict[str, Decimal] = {}
-    for amount, currency, _paying in subs.values():
+    for amount, currency, _paying, _plan in subs.values():
         mrr[currency] = mrr.get(currency, ZERO) + amount
-    return mrr, any(paying for _amount, _currency, paying in subs.values())
+    return mrr, any(paying for _amount, _currency, paying, _plan in subs.values())
+
+
+def _paying_plans(subs: dict) -> set[str]:
+    return {plan for _amount, _currency, paying, plan in subs.values() if paying}
+
+
+def _plan_deltas(group: Sequence, before: set[str], after: set[str]) -> dict[int, tuple[int, int]]:
+    """The instant's change in "this customer pays on plan p", per plan, put on one event of the instant.
+
+    On the first event whose ``plan_after`` is p (as ``plan_after_users_delta``), else on the first
+    whose ``plan_before`` is p (``plan_before_users_delta``): summing the first column by
+    ``plan_after`` and the second by ``plan_before`` gives the distinct paying users per plan.
+    """
+    deltas: dict[int, list[int]] = {}
+    for plan in before ^ after:
+        change = 1 if plan in after else -1
+        by_after = next((e for e in group if e.plan_after == plan), None)
+        event, column = (by_after, 0) if by_after else (next(e for e in group if e.plan_before == plan), 1)
+        deltas.setdefault(id(event), [0, 0])[column] += change
+    return {key: (a, b) for key, (a, b) in deltas.items()}
 
 
 def customer_history_derive(user_ids: Iterable, *, events=SubscriptionEvent) -> int:
@@ -376,6 +404,8 @@ def customer_history_rebuild(*, users=None, check: bool = False, chunk: int = 20
         "currency",
         "mrr_after",
         "paying_after",
+        "plan_before",
+        "plan_after",
         *SubscriptionEvent.DERIVED,
     ]
     rows = SubscriptionEvent.objects.order_by("user_id", "at", "id")

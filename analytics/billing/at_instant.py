@@ -2,7 +2,7 @@
 paying users, ARPU; and the two single-pass readers the summary builds its breakdowns from.
 
 Each number is the sum of its changes before the instant (``history`` explains why). The
-readers ``snapshot`` and ``customers`` compute the same sums for many instants and breakdowns in
+readers ``snapshots`` and ``country_customers`` compute the same sums for many instants and breakdowns in
 one pass over the events; the one-number functions below are those readers asked one question,
 so the page, the API and the tests all run the same SQL.
 """
@@ -14,10 +14,9 @@ import datetime
 from collections.abc import Sequence
 from decimal import Decimal
 
-from django.db import connection
-from django.db.models import IntegerField, Q, QuerySet, Sum
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Sum, Value, When
 
-from coaching.models import Plan, Subscription, User
+from coaching.models import Plan, Subscription
 
 from . import history
 from .history import PAYING_CHANGE, count_change, dec, mrr_change, summed
@@ -36,6 +35,7 @@ class Snapshot:
     paying_users: int
     plan_mrr_raw: dict[str, dict[str, Decimal]] | None  # currency -> plan -> amount (None: not read)
     plan_subscriptions: dict[str, int] | None
+    plan_users: dict[str, int] | None  # distinct users paying on each plan (one on two plans counts under each)
 
     def mrr(self) -> dict[str, Decimal]:
         return history.money(self.mrr_raw)
@@ -98,6 +98,12 @@ def _snapshots(
         paying_on_plan = count_change(Q(paying_after=True, plan_after=code), Q(paying_before=True, plan_before=code))
         sums[f"plan_mrr{i}"] = summed(on_plan, before=by_plan_at)
         sums[f"plan_subs{i}"] = summed(paying_on_plan, before=by_plan_at, output_field=IntegerField())
+        users_on_plan = Case(
+            When(plan_after=code, then=F("plan_after_users_delta")), default=Value(0), output_field=IntegerField()
+        ) + Case(
+            When(plan_before=code, then=F("plan_before_users_delta")), default=Value(0), output_field=IntegerField()
+        )
+        sums[f"plan_users{i}"] = summed(users_on_plan, before=by_plan_at, output_field=IntegerField())
     rows = list(events.filter(at__lt=max(at)).values("currency").annotate(**sums).order_by())
     return {
         t: Snapshot(
@@ -112,6 +118,9 @@ def _snapshots(
             plan_subscriptions=None
             if t != by_plan_at
             else {code: sum(row[f"plan_subs{i}"] or 0 for row in rows) for i, code in enumerate(plans)},
+            plan_users=None
+            if t != by_plan_at
+            else {code: sum(row[f"plan_users{i}"] or 0 for row in rows) for i, code in enumerate(plans)},
         )
         for k, t in enumerate(at)
     }
@@ -142,77 +151,30 @@ class CountryCustomers:
     mrr: Decimal  # at the close, in the pass's currency
 
 
-@dataclasses.dataclass(frozen=True)
-class Customers:
-    """Paying users at the opening and the close; at the close by country (with MRR) and by plan."""
+def country_customers(events: QuerySet, *, at: datetime.datetime, currency: str) -> dict[str, CountryCustomers]:
+    """Paying users and MRR (in ``currency``) at ``at`` by the user's country, in one grouped sum.
 
-    at_opening: int
-    at_close: int
-    by_country: dict[str, CountryCustomers]
-    by_plan: dict[str, int]
-
-
-def customers(events: QuerySet, *, opening: datetime.datetime, close: datetime.datetime, currency: str) -> Customers:
-    """Distinct paying users in one pass: one row per user, then summed by the user's country.
-
-    Per user (events before the later of opening and close): paying at the opening
-    (``sum(paying_users_delta) > 0`` before it), paying at the close, paying on each paid plan at
-    the close, and MRR in ``currency`` at the close. Only those per-user rows
-    are joined to their user for the country. Remembered within ``history.one_reading()``.
+    ``sum(paying_users_delta)`` and ``sum(mrr_after - mrr_before)`` over events before ``at``,
+    grouped by the country on the user's profile: each user has one country, so the countries add
+    up to the totals. Remembered within ``history.one_reading()``.
     """
-    key = ("customers", str(events.query), opening, close, currency)
-    found = history.recall(key)
-    if found is None:
-        found = _customers(events, opening=opening, close=close, currency=currency)
-        history.remember(key, found)
-    return found
 
-
-def _customers(events: QuerySet, *, opening: datetime.datetime, close: datetime.datetime, currency: str) -> Customers:
-    plans = paid_plan_codes()
-    in_currency = Q(currency=currency)
-    per_user = {
-        "at_opening": summed("paying_users_delta", before=opening, output_field=IntegerField()),
-        "at_close": summed("paying_users_delta", before=close, output_field=IntegerField()),
-        **{
-            f"plan{i}": summed(
-                count_change(Q(paying_after=True, plan_after=code), Q(paying_before=True, plan_before=code)),
-                before=close,
-                output_field=IntegerField(),
+    def read() -> dict[str, CountryCustomers]:
+        rows = (
+            events.filter(at__lt=at)
+            .values("user__country")
+            .annotate(
+                users=Sum("paying_users_delta"),
+                mrr=Sum(mrr_change(), filter=Q(currency=currency), output_field=history.MRR_FIELD),
             )
-            for i, code in enumerate(plans)
-        },
-        "mrr": Sum(mrr_change(), filter=Q(at__lt=close) & in_currency, output_field=history.MRR_FIELD),
-    }
-    inner = events.filter(at__lt=max(opening, close)).values("user_id").annotate(**per_user).order_by()
-    inner_sql, params = inner.query.sql_with_params()
-    quote = connection.ops.quote_name
-    # Per user: a count above zero means "yes"; money is summed as it is.
-    counts = [name for name in per_user if name != "mrr"]
-    columns = ", ".join(
-        [*(f"SUM(CASE WHEN f.{quote(name)} > 0 THEN 1 ELSE 0 END)" for name in counts), f"SUM(f.{quote('mrr')})"]
-    )
-    users = f"{quote(User._meta.db_table)} u ON u.{quote(User._meta.pk.column)} = f.{quote('user_id')}"
-    with connection.cursor() as cursor:
-        # ORM conditions inside; outside, only "add the per-user rows up by the user's country",
-        # which the ORM cannot say (a join to an aggregated subquery).
-        cursor.execute(f"SELECT u.{quote('country')}, {columns} FROM ({inner_sql}) f JOIN {users} GROUP BY 1", params)
-        rows = cursor.fetchall()
-    by_country, by_plan = {}, dict.fromkeys(plans, 0)
-    at_opening = at_close = 0
-    for country, opened, closed, *rest in rows:
-        plan_flags, amount = rest[: len(plans)], rest[len(plans)]
-        at_opening += int(opened or 0)
-        at_close += int(closed or 0)
-        for code, n in zip(plans, plan_flags, strict=True):
-            by_plan[code] += int(n or 0)
-        by_country[country] = CountryCustomers(paying_users=int(closed or 0), mrr=history.cents(dec(amount)))
-    return Customers(
-        at_opening=at_opening,
-        at_close=at_close,
-        by_country=by_country,
-        by_plan=by_plan,
-    )
+            .order_by()
+        )
+        return {
+            row["user__country"]: CountryCustomers(paying_users=row["users"] or 0, mrr=history.cents(dec(row["mrr"])))
+            for row in rows
+        }
+
+    return history.remembered(("country_customers", str(events.query), at, currency), read)
 
 
 def paying_users(events: QuerySet, *, at: datetime.datetime) -> int:

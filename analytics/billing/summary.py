@@ -209,7 +209,7 @@ def headline(scope: BillingScope, *, period: Period, now: datetime.datetime, cur
 
 
 def by_country(
-    *, customers: at_instant.Customers, signups: list[tuple[str, str, int]], churned: dict[str, int]
+    *, countries: dict[str, at_instant.CountryCustomers], signups: list[tuple[str, str, int]], churned: dict[str, int]
 ) -> tuple[CountryRow, ...]:
     """Per country of the user's profile: sign-ups, paying users, churned users and MRR at the close.
 
@@ -220,14 +220,14 @@ def by_country(
     for country, _month, n in signups:
         _add(joined, country, n)
     nobody = at_instant.CountryCustomers(paying_users=0, mrr=Decimal("0.00"))
-    codes = {*joined, *churned, *(code for code, c in customers.by_country.items() if c.paying_users or c.mrr)}
+    codes = {*joined, *churned, *(code for code, c in countries.items() if c.paying_users or c.mrr)}
     rows = [
         CountryRow(
             country=code,
             new_signups=joined.get(code, 0),
-            paying_users=customers.by_country.get(code, nobody).paying_users,
+            paying_users=countries.get(code, nobody).paying_users,
             churned_users=churned.get(code, 0),
-            mrr=customers.by_country.get(code, nobody).mrr,
+            mrr=countries.get(code, nobody).mrr,
         )
         for code in codes
     ]
@@ -295,7 +295,7 @@ def _billing_summary(scope: BillingScope, *, period: Period, now: datetime.datet
     signups = revenue.signup_rows(scope.users, start=start, close=close, buckets=buckets)
     money_rows = revenue.revenue_rows(scope.payments, start=start, close=close, buckets=buckets)
     churned = movements.churned_by_country(events, start=start, close=close)
-    customers = at_instant.customers(events, opening=history.opening(period, now), close=close, currency=currency)
+    countries = at_instant.country_customers(events, at=close, currency=currency)
     movement_series = movements.movements_series(events, buckets=buckets, now=now, currency=currency)
     return BillingSummary(
         period=period,
@@ -316,13 +316,13 @@ def _billing_summary(scope: BillingScope, *, period: Period, now: datetime.datet
             PlanRow(
                 plan=plan.code,
                 name=plan.name,
-                paying_users=customers.by_plan.get(plan.code, 0),
+                paying_users=snap.plan_users.get(plan.code, 0),
                 active_subscriptions=snap.plan_subscriptions.get(plan.code, 0),
                 mrr=snap.plan_mrr(plan.code, currency),
             )
             for plan in plans
         ),
-        by_country=by_country(customers=customers, signups=signups, churned=churned),
+        by_country=by_country(countries=countries, signups=signups, churned=churned),
         series=monthly_series(
             buckets,
             now=now,

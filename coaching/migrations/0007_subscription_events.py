@@ -60,6 +60,8 @@ class Migration(migrations.Migration):
                 ('customer_mrr_after', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=18)),
                 ('customer_paying_after', models.BooleanField(default=False)),
                 ('paying_users_delta', models.SmallIntegerField(default=0)),
+                ('plan_after_users_delta', models.SmallIntegerField(default=0)),
+                ('plan_before_users_delta', models.SmallIntegerField(default=0)),
                 ('new_mrr', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=18)),
                 ('expansion_mrr', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=18)),
                 ('contraction_mrr', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=18)),
@@ -70,7 +72,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['at', 'id'],
-                'indexes': [models.Index(fields=['user', 'at'], include=('currency', 'customer_mrr_after', 'customer_paying_after'), name='subscription_event_user_at'), models.Index(fields=['subscription', 'at'], name='coaching_su_subscri_1f46cf_idx'), models.Index(fields=['at'], include=('user', 'currency', 'mrr_before', 'mrr_after', 'paying_before', 'paying_after', 'status_before', 'status_after', 'plan_before', 'plan_after', 'paying_users_delta'), name='subscription_event_at_covering')],
+                'indexes': [models.Index(fields=['user', 'at'], include=('currency', 'customer_mrr_after', 'customer_paying_after'), name='subscription_event_user_at'), models.Index(fields=['subscription', 'at'], name='coaching_su_subscri_1f46cf_idx'), models.Index(fields=['at'], include=('user', 'currency', 'mrr_before', 'mrr_after', 'paying_before', 'paying_after', 'status_before', 'status_after', 'plan_before', 'plan_after', 'paying_users_delta', 'plan_after_users_delta', 'plan_before_users_delta'), name='subscription_event_at_covering')],
             },
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),

@@ -148,6 +148,9 @@ class SubscriptionEvent(models.Model):
     customer_mrr_after = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
     customer_paying_after = models.BooleanField(default=False)
     paying_users_delta = models.SmallIntegerField(default=0)
+    # The change in "the customer pays on this plan", on plan_after or plan_before (see derive).
+    plan_after_users_delta = models.SmallIntegerField(default=0)
+    plan_before_users_delta = models.SmallIntegerField(default=0)
     new_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
     expansion_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
     contraction_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
@@ -155,7 +158,14 @@ class SubscriptionEvent(models.Model):
     reactivation_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
 
     MOVEMENTS = ("new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr")
-    DERIVED = ("customer_mrr_after", "customer_paying_after", "paying_users_delta", *MOVEMENTS)
+    DERIVED = (
+        "customer_mrr_after",
+        "customer_paying_after",
+        "paying_users_delta",
+        "plan_after_users_delta",
+        "plan_before_users_delta",
+        *MOVEMENTS,
+    )
 
     class Meta:
         ordering = ["at", "id"]
@@ -182,6 +192,8 @@ class SubscriptionEvent(models.Model):
                     "plan_before",
                     "plan_after",
                     "paying_users_delta",
+                    "plan_after_users_delta",
+                    "plan_before_users_delta",
                 ],
                 name="subscription_event_at_covering",
             ),

@@ -246,3 +246,25 @@ def test_a_closed_period_gives_the_same_figures_after_later_changes(seed):
     }
     assert after == before  # every figure, breakdown, series, movement and comparison, to the cent
     assert before[MARCH.key + str(MARCH.start)].mrr == D("2733.79")
+
+
+def test_paying_users_by_plan_count_a_customer_once_per_plan():
+    both = customer("both")
+    service.subscription_start(both, plan=plan("pro"), at=tpe(2026, 1, 1))
+    service.subscription_start(both, plan=plan("pro"), at=tpe(2026, 1, 2))  # a second pro seat
+    student = service.subscription_start(both, plan=plan("student"), at=tpe(2026, 1, 3))
+    switch = customer("switch")
+    old = service.subscription_start(switch, plan=plan("student"), at=tpe(2026, 1, 1))
+    service.subscription_end(old, at=tpe(2026, 3, 10))
+    service.subscription_start(switch, plan=plan("coaching_school"), at=tpe(2026, 3, 10))
+    service.subscription_end(student, at=tpe(2026, 3, 20))
+    rows = {row.plan: row for row in billing_summary(billing.billing_scope(), period=MARCH, now=NOW).by_plan}
+    assert {code: (row.paying_users, row.active_subscriptions) for code, row in rows.items()} == {
+        "student": (0, 0),
+        "pro": (1, 2),  # two subscriptions, one customer
+        "coaching_school": (1, 1),
+    }
+    february = {
+        row.plan: row.paying_users for row in billing_summary(billing.billing_scope(), period=FEBRUARY, now=NOW).by_plan
+    }
+    assert february == {"student": 2, "pro": 1, "coaching_school": 0}
