@@ -116,10 +116,11 @@ EVENTS_SQL = """
     INSERT INTO coaching_subscriptionevent (subscription_id, user_id, kind, at, recorded_at, currency,
         plan_before, plan_after, cycle_before, cycle_after, status_before, status_after, price_before, price_after,
         paying_before, paying_after, mrr_before, mrr_after, customer_mrr_after, customer_paying_after,
-        paying_users_delta, new_mrr, expansion_mrr, contraction_mrr, churned_mrr, reactivation_mrr)
+        paying_users_delta, plan_after_users_delta, plan_before_users_delta,
+        new_mrr, expansion_mrr, contraction_mrr, churned_mrr, reactivation_mrr)
     SELECT id, user_id, kind, at, %(now)s, currency, plan_before, plan_id, cycle_before, billing_cycle,
            status_before, status_after, price_before, price,
-           mrr_before > 0, mrr_after > 0, mrr_before, mrr_after, 0, false, 0, 0, 0, 0, 0, 0
+           mrr_before > 0, mrr_after > 0, mrr_before, mrr_after, 0, false, 0, 0, 0, 0, 0, 0, 0, 0
     FROM (
         SELECT s.*, 'started' AS kind, s.started_at AS at, '' AS plan_before, '' AS cycle_before,
                '' AS status_before, s.start_status AS status_after, NULL::numeric AS price_before,
