@@ -31,7 +31,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, ExpressionWrapper, F, Field, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, ExpressionWrapper, F, Field, Q, QuerySet, Value, When
 
 from analytics.periods import Period
 from coaching.models import Payment, SubscriptionEvent, User
@@ -145,11 +145,6 @@ def count_change(condition_after: Q, condition_before: Q):
 
 
 PAYING_CHANGE = count_change(Q(paying_after=True), Q(paying_before=True))
-
-
-def summed(expression, *, before: datetime.datetime, output_field=MRR_FIELD) -> Sum:
-    """``SUM(expression) FILTER (WHERE at < before)``."""
-    return Sum(expression, filter=Q(at__lt=before), output_field=output_field)
 
 
 # -- one reading ------------------------------------------------------------------------------------
