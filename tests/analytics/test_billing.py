@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from analytics import billing
-from analytics.billing.summary import billing_summary, user_profile
+from analytics.billing.summary import billing_period, billing_summary, user_profile
 from coaching.models import User
 from tests.analytics import billing_world as world
 from tests.analytics.billing_world import APRIL, FEB_AND_MARCH, FEBRUARY, MARCH, NOW, tpe
@@ -261,3 +261,18 @@ def test_churn_is_judged_at_the_close_not_at_the_end_of_a_subscription():
     summary = billing_summary(scope, period=MARCH, now=NOW)
     assert (summary.churned_users, summary.paying_users_at_start, summary.paying_users) == (2, 3, 1)
     assert summary.churn_rate == Decimal("0.6667")
+
+
+@pytest.mark.parametrize(
+    ("today", "first", "last"),
+    [
+        ((2026, 12, 3), "2025-12-04", "2026-12-03"),  # not the year to date
+        ((2026, 4, 15), "2025-04-16", "2026-04-15"),
+        ((2026, 2, 28), "2025-03-01", "2026-02-28"),
+        ((2024, 2, 29), "2023-03-01", "2024-02-29"),  # a leap day
+    ],
+)
+def test_last_12_months_is_the_12_months_ending_today(today, first, last):
+    period = billing_period({"period": "12m"}, tz=world.TAIPEI, now=tpe(*today, 12))
+    assert (period.first_day.isoformat(), period.last_day.isoformat()) == (first, last)
+    assert period.previous().last_day.isoformat() < first  # compared with the 12 months before
