@@ -6,6 +6,7 @@ the same thing everywhere and bucket boundaries fall at local midnight.
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import datetime
 import zoneinfo
@@ -123,6 +124,19 @@ def period_for(key: str, *, tz: zoneinfo.ZoneInfo, now: datetime.datetime | None
         first = EPOCH
     else:
         raise PeriodError(f"Unknown period {key!r}: use one of {', '.join(PERIOD_CHOICES)}, or from/to dates.")
+    return Period(start=local_midnight(first, tz), end=local_midnight(tomorrow, tz), tz=tz, key=key)
+
+
+def months_ending_today(months: int, *, tz: zoneinfo.ZoneInfo, now: datetime.datetime, key: str) -> Period:
+    """The ``months`` months ending today (inclusive), e.g. 12 months on 3 Dec 2026: 4 Dec 2025 - 3 Dec 2026.
+
+    Unlike ``period_for("12m")`` (whole calendar months back from this one, which usage keeps for
+    its old clients), a trailing window: the same length whatever today's date.
+    """
+    today = now.astimezone(tz).date()
+    tomorrow = today + datetime.timedelta(days=1)
+    back = _months_back(tomorrow.replace(day=1), months)
+    first = back.replace(day=min(tomorrow.day, calendar.monthrange(back.year, back.month)[1]))
     return Period(start=local_midnight(first, tz), end=local_midnight(tomorrow, tz), tz=tz, key=key)
 
 

@@ -69,15 +69,13 @@ def last_reset(user: User, *, start: datetime.datetime, now: datetime.datetime) 
 
     Minutes logged up to that instant were archived by the reset; only later ones count again.
     """
-    return (
-        MonthlyUsageArchive.objects.filter(
-            user=user,
-            bulk_operation__isnull=False,
-            restored_at__isnull=True,
-            archived_at__gte=start,
-            archived_at__lte=now,
-        ).aggregate(last=Max("archived_at"))["last"]
-    )
+    return MonthlyUsageArchive.objects.filter(
+        user=user,
+        bulk_operation__isnull=False,
+        restored_at__isnull=True,
+        archived_at__gte=start,
+        archived_at__lte=now,
+    ).aggregate(last=Max("archived_at"))["last"]
 
 
 def plan_usage(user: User, *, now: datetime.datetime | None = None) -> PlanUsage:
@@ -98,9 +96,7 @@ def plan_usage(user: User, *, now: datetime.datetime | None = None) -> PlanUsage
     since = last_reset(user, start=start, now=now) or start
     rows = UsageLog.objects.filter(user=user, created_at__lte=now)
     rows = rows.filter(created_at__gt=since) if since > start else rows.filter(created_at__gte=start)
-    used = rows.aggregate(
-        m=Coalesce(Sum("minutes", filter=MINUTES_FILTER), Value(ZERO))
-    )["m"]
+    used = rows.aggregate(m=Coalesce(Sum("minutes", filter=MINUTES_FILTER), Value(ZERO)))["m"]
     used = Decimal(used).quantize(TWO_DP)
     # Subtract in UTC so a DST change inside the month does not skew the elapsed fraction.
     elapsed = (now - start).total_seconds() / (end - start).total_seconds()

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import views
-from .api.billing import BillingSummaryApi
+from .api.billing import BillingMovementsCsvApi, BillingSummaryApi
 from .api.usage import UsageAnalyticsApi
 from .views import live
 
@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/v1/usage/analytics", UsageAnalyticsApi.as_view(), name="usage-analytics"),
     # API (billing)
     path("api/v1/billing-analytics/summary", BillingSummaryApi.as_view(), name="billing-summary"),
+    path("api/v1/billing-analytics/movements.csv", BillingMovementsCsvApi.as_view(), name="billing-movements-csv"),
 ]

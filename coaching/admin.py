@@ -4,6 +4,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from . import billing_services
 from .admin_bulk import BULK_USER_ACTIONS, BulkOperationAdminMixin, BulkUserActionsMixin
 from .admin_users import MonthUsageColumnsMixin, PlanUsageFilter
 from .models import (
@@ -17,6 +18,7 @@ from .models import (
     Payment,
     Plan,
     Subscription,
+    SubscriptionEvent,
     UsageLog,
     User,
 )
@@ -188,8 +190,29 @@ class MonthlyUsageArchiveAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
     list_select_related = ["user"]
 
 
+class SubscriptionEventInline(admin.TabularInline):
+    """The subscription's timeline, oldest first: read-only (the history is append-only)."""
+
+    model = SubscriptionEvent
+    fields = ["at", "kind", "plan_before", "plan_after", "status_before", "status_after", "mrr_before", "mrr_after"]
+    readonly_fields = fields
+    ordering = ["at", "id"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(CheckedModelAdmin):
+    """New subscriptions are written through the billing service with their history; an existing one's
+    revenue fields are read-only here (change them through ``coaching.billing_services``, which records why)."""
+
+    inlines = [SubscriptionEventInline]
     list_display = [
         "user",
         "plan",
@@ -206,6 +229,21 @@ class SubscriptionAdmin(CheckedModelAdmin):
     date_hierarchy = "started_at"
     list_select_related = ["user", "plan"]
     raw_id_fields = ["user"]
+    HISTORY_FIELDS = ["user", "plan", "billing_cycle", "status", "started_at", "cancelled_at", "ended_at", "price"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.HISTORY_FIELDS, "currency"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if change:  # only current_period_end is editable: not a revenue change
+            super().save_model(request, obj, form, change)
+            return
+        fields = {field: getattr(obj, field) for field in ["current_period_end", "currency", *self.HISTORY_FIELDS]}
+        created = billing_services.subscription_import(**fields)
+        obj.pk = created.pk
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # its history would go with it
 
 
 @admin.register(Payment)

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from .billing_services import subscriptions_bulk_create
 from .models import (
     ApiUsage,
     Client,
@@ -278,11 +279,12 @@ class WorldBuilder:
                 ("clients", self.clients),
                 ("sessions", self.sessions),
                 ("usage logs", self.logs),
-                ("subscriptions", self.subscriptions),
             ):
                 for i in range(0, len(rows), batch):
                     type(rows[0]).objects.bulk_create(rows[i : i + batch])
                     progress(label, len(rows[i : i + batch]))
+            subscriptions_bulk_create(self.subscriptions)  # with their histories
+            progress("subscriptions", len(self.subscriptions))
             payments = []
             for payment, index in self.payments:
                 payment.subscription = self.subscriptions[index]

@@ -95,6 +95,13 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
     started_at = factory.LazyFunction(timezone.now)
     price = Decimal("899.00")
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # Through the billing service, so every subscription a test makes has its history.
+        from coaching.billing_services import subscription_import
+
+        return subscription_import(**kwargs)
+
 
 class PaymentFactory(factory.django.DjangoModelFactory):
     class Meta:

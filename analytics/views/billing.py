@@ -15,9 +15,11 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from analytics import billing, billing_charts
-from analytics.billing_summary import DEFINITIONS, BillingSummary, billing_summary
-from analytics.periods import PeriodError, parse_period
+from analytics import billing
+from analytics.billing import charts as billing_charts
+from analytics.billing.movements import PARTS, SMALL_BASE
+from analytics.billing.summary import DEFINITIONS, BillingSummary, billing_period, billing_summary
+from analytics.periods import PeriodError
 
 TEMPLATE = "analytics/billing_overview.html"
 DEFAULT_PERIOD = "12m"  # a year of months: enough for a trend
@@ -42,18 +44,97 @@ def percent(rate: Decimal | None) -> str:
     return "—" if rate is None else f"{rate * 100:.2f} %"
 
 
+PLAIN_NAMES = {
+    "new_signups": _("New sign-ups"),
+    "paying_users": _("Paying users"),
+    "paying_users_at_start": _("Paying users at the start"),
+    "churned_users": _("Churned users"),
+    "churn_rate": _("Customer churn rate"),
+    "total_revenue": _("Net revenue"),
+    "revenue_by_currency": _("Net revenue by currency"),
+    "mrr": _("MRR (monthly recurring revenue)"),
+    "mrr_past_due": _("MRR past due"),
+    "arpu": _("ARPU (average revenue per paying user)"),
+    "active_subscriptions": _("Subscriptions"),
+    "net_revenue_retention": _("Net revenue retention"),
+    "mrr_movements": _("MRR movements"),
+    "changes": _("Change"),
+    "close": _("As of"),
+    "scope": _("Who counts"),
+}
+
+
+def signed(value, fmt) -> str:
+    """A change with its sign: ``+1,234.00``, ``-3``, ``±0``; an em dash when there is none."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "±" + fmt(abs(value))
+    return ("+" if value > 0 else "-") + fmt(abs(value))
+
+
+def count(value) -> str:
+    return f"{value:,}"
+
+
+def points(rate) -> str:
+    """A change of a rate, in percentage points."""
+    return f"{rate * 100:.2f} pp"
+
+
 def _cards(summary: BillingSummary) -> list[dict]:
-    currency = summary.currency
+    currency, changes = summary.currency, summary.changes
+    churn = summary.churn
+    rows = [
+        ("new_signups", count(summary.new_signups), None, count),
+        ("churned_users", count(summary.churned_users), None, count),
+        ("churn_rate", percent(churn.rate), None, points),
+        ("net_revenue_retention", percent(summary.retention.rate), None, points),
+        ("total_revenue", money(summary.total_revenue), currency, money),
+        ("mrr", money(summary.mrr), currency, money),
+        ("arpu", money(summary.arpu), currency, money),
+        ("paying_users", count(summary.paying_users), None, count),
+        ("active_subscriptions", count(summary.active_subscriptions), None, count),
+        ("mrr_past_due", money(summary.mrr_past_due), currency, money),
+    ]
+    cards = [
+        {
+            "key": key,
+            "label": PLAIN_NAMES[key],
+            "value": value,
+            "unit": unit,
+            "change": signed(changes[key], fmt),
+        }
+        for key, value, unit, fmt in rows
+    ]
+    by_key = {card["key"]: card for card in cards}
+    by_key["churn_rate"]["detail"] = _("%(lost)s of %(base)s customers paying at the start") % {
+        "lost": f"{churn.lost:,}",
+        "base": f"{churn.base:,}",
+    }
+    if churn.base and churn.small_base:
+        by_key["churn_rate"]["warning"] = _(
+            "Only %(base)s customers were paying at the start (fewer than %(small)s): one customer more or less "
+            "moves this rate a lot, so read the counts, not the percentage."
+        ) % {"base": churn.base, "small": SMALL_BASE}
+    retention = summary.retention
+    by_key["net_revenue_retention"]["detail"] = _("%(retained)s of %(start)s %(currency)s") % {
+        "retained": money(retention.mrr_retained),
+        "start": money(retention.mrr_start),
+        "currency": currency,
+    }
+    return cards
+
+
+def _movement_rows(summary: BillingSummary) -> list[dict]:
     return [
-        {"key": "new_signups", "label": _("New sign-ups"), "value": f"{summary.new_signups:,}"},
-        {"key": "churned_users", "label": _("Churned users"), "value": f"{summary.churned_users:,}"},
-        {"key": "churn_rate", "label": _("Churn rate"), "value": percent(summary.churn_rate)},
-        {"key": "total_revenue", "label": _("Net revenue"), "value": money(summary.total_revenue), "unit": currency},
-        {"key": "mrr", "label": _("MRR"), "value": money(summary.mrr), "unit": currency},
-        {"key": "arpu", "label": _("ARPU"), "value": money(summary.arpu), "unit": currency},
-        {"key": "paying_users", "label": _("Paying users"), "value": f"{summary.paying_users:,}"},
-        {"key": "active_subscriptions", "label": _("Subscriptions"), "value": f"{summary.active_subscriptions:,}"},
-        {"key": "mrr_past_due", "label": _("MRR past due"), "value": money(summary.mrr_past_due), "unit": currency},
+        {
+            "label": month.label,
+            "mrr_start": money(month.mrr_start),
+            "parts": [money(getattr(month, part)) for part in PARTS],
+            "mrr_end": money(month.mrr_end),
+        }
+        for month in (*summary.movement_series, summary.movements)
     ]
 
 
@@ -85,7 +166,7 @@ def billing_overview(request: HttpRequest) -> HttpResponse:
     tz = request.user.tzinfo
     context = {"period_choices": PERIOD_CHOICES, "form": _form(request.GET), "timezone_name": str(tz)}
     try:
-        period = parse_period(_period_params(request.GET), tz=tz, now=now)
+        period = billing_period(_period_params(request.GET), tz=tz, now=now)
     except PeriodError as error:
         context["error"] = str(error)
         return render(request, TEMPLATE, context, status=400)
@@ -93,6 +174,7 @@ def billing_overview(request: HttpRequest) -> HttpResponse:
     charts = [
         billing_charts.revenue_chart(summary.series, currency=summary.currency),
         billing_charts.signups_churn_chart(summary.series),
+        billing_charts.movements_chart(summary.movement_series, currency=summary.currency),
     ]
     context.update(
         form=_form(request.GET, period=period),
@@ -117,7 +199,10 @@ def billing_overview(request: HttpRequest) -> HttpResponse:
             for code, amount in summary.revenue_by_currency.items()
             if code != summary.currency and amount
         ],
-        definitions=DEFINITIONS,
+        movement_rows=_movement_rows(summary),
+        movement_parts=[_(billing_charts.MOVEMENT_LABELS[part]) for part in PARTS],
+        previous_period=summary.previous_period,
+        definitions=[(PLAIN_NAMES[key], text) for key, text in DEFINITIONS.items() if key in PLAIN_NAMES],
     )
     with timezone.override(tz):
         return render(request, TEMPLATE, context)

@@ -1,6 +1,6 @@
 """The domain records (see shared DOMAIN.md). One module per area."""
 
-from .billing import Payment, Subscription
+from .billing import Payment, Subscription, SubscriptionEvent
 from .bulk import BulkOperation, BulkOperationResult
 from .exports import ExportRecord
 from .plans import Plan
@@ -20,6 +20,7 @@ __all__ = [
     "Payment",
     "Plan",
     "Subscription",
+    "SubscriptionEvent",
     "UsageLog",
     "User",
     "minutes_from_seconds",

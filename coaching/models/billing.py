@@ -97,3 +97,107 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_reference} {self.amount} {self.currency} {self.status}"
+
+
+MRR_PLACES = Decimal("0.000001")
+
+
+class SubscriptionEvent(models.Model):
+    """One change to a subscription that matters to revenue: append-only, never updated by hand.
+
+    Written only by ``coaching.billing_services`` in the same transaction as the subscription row.
+    The *facts* are the instant, the kind, and the subscription's plan, billing cycle, status, price
+    and monthly recurring revenue before and after. The *customer columns* below them are derived
+    from the user's facts up to and including this event's instant (``billing_services.
+    customer_history_derive``): the user's MRR in this currency and paying state after the instant,
+    and the instant's net MRR movement, put on the instant's last event so that several changes at
+    one instant (ending one plan and starting another) count as one movement. Derived columns only
+    depend on events at or before their own instant, so a later change never moves a closed period.
+
+    A subscription's MRR is its monthly price (annual price / 12, kept to six places and rounded
+    to cents only after summing) while it is ``active`` or ``past_due`` on a paid plan, else zero.
+    """
+
+    class Kind(models.TextChoices):
+        STARTED = "started"
+        PLAN_CHANGED = "plan_changed", "Plan or price changed"
+        STATUS_CHANGED = "status_changed"
+        CANCELLATION_REQUESTED = "cancellation_requested"
+        REACTIVATED = "reactivated"
+        ENDED = "ended"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="events")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subscription_events")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    at = models.DateTimeField(help_text="When it happened (not when it was recorded).")
+    recorded_at = models.DateTimeField(default=timezone.now)
+    currency = models.CharField(max_length=3)
+    plan_before = models.CharField(max_length=32, blank=True)
+    plan_after = models.CharField(max_length=32)
+    cycle_before = models.CharField(max_length=8, blank=True)
+    cycle_after = models.CharField(max_length=8)
+    status_before = models.CharField(max_length=10, blank=True)
+    status_after = models.CharField(max_length=10)
+    price_before = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    price_after = models.DecimalField(max_digits=10, decimal_places=2)
+    paying_before = models.BooleanField(default=False, help_text="Active or past due on a paid plan.")
+    paying_after = models.BooleanField(default=False)
+    mrr_before = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    mrr_after = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    # Derived, per customer (see the docstring).
+    customer_mrr_after = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    customer_paying_after = models.BooleanField(default=False)
+    paying_users_delta = models.SmallIntegerField(default=0)
+    # The change in "the customer pays on this plan", on plan_after or plan_before (see derive).
+    plan_after_users_delta = models.SmallIntegerField(default=0)
+    plan_before_users_delta = models.SmallIntegerField(default=0)
+    new_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    expansion_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    contraction_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    churned_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    reactivation_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+
+    MOVEMENTS = ("new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr")
+    DERIVED = (
+        "customer_mrr_after",
+        "customer_paying_after",
+        "paying_users_delta",
+        "plan_after_users_delta",
+        "plan_before_users_delta",
+        *MOVEMENTS,
+    )
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # "Where did this customer stand before t?": answered from the index alone.
+            models.Index(
+                fields=["user", "at"],
+                include=["currency", "customer_mrr_after", "customer_paying_after"],
+                name="subscription_event_user_at",
+            ),
+            models.Index(fields=["subscription", "at"]),
+            # Billing analytics sum a span of events from the index alone (PostgreSQL).
+            models.Index(
+                fields=["at"],
+                include=[
+                    "user",
+                    "currency",
+                    "mrr_before",
+                    "mrr_after",
+                    "paying_before",
+                    "paying_after",
+                    "status_before",
+                    "status_after",
+                    "plan_before",
+                    "plan_after",
+                    "paying_users_delta",
+                    "plan_after_users_delta",
+                    "plan_before_users_delta",
+                ],
+                name="subscription_event_at_covering",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.kind} {self.subscription_id}"

@@ -6,7 +6,7 @@
   if (!source || typeof window.Chart === "undefined") {
     return; // no data or no Chart.js: the tables beside each chart still carry every number
   }
-  var colours = ["#2557d6", "#b86e00", "#1e7a3c", "#b3261e"];
+  var colours = ["#2557d6", "#b86e00", "#1e7a3c", "#b3261e", "#6b3fa0", "#333333"];
   var grouping = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
 
   JSON.parse(source.textContent).forEach(function (spec) {
@@ -39,7 +39,9 @@
         maintainAspectRatio: false,
         interaction: { mode: "index", intersect: false },
         scales: {
+          x: { stacked: Boolean(spec.stacked) },
           y: {
+            stacked: Boolean(spec.stacked),
             beginAtZero: true,
             title: { display: Boolean(spec.unit), text: spec.unit },
             ticks: { precision: counts ? 0 : undefined, callback: function (value) { return grouping.format(value); } },

@@ -8,10 +8,11 @@ from decimal import Decimal
 import pytest
 
 from analytics import billing
-from analytics.billing_summary import billing_summary, user_profile
+from analytics.billing.summary import billing_period, billing_summary, user_profile
 from coaching.models import User
 from tests.analytics import billing_world as world
 from tests.analytics.billing_world import APRIL, FEB_AND_MARCH, FEBRUARY, MARCH, NOW, tpe
+from tests.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ def test_scope_leaves_out_staff_superusers_and_test_accounts(people, scope):
     emails = set(scope.users.values_list("email", flat=True))
     assert emails == {f"{letter}@example.com" for letter in "abcdehij"}
     assert set(User.objects.filter(billing.billable(prefix="")).values_list("email", flat=True)) == emails
-    assert scope.subscriptions.filter(user__email__in=["f@example.com", "g@example.com", "k@example.com"]).count() == 0
+    assert scope.events.filter(user__email__in=["f@example.com", "g@example.com", "k@example.com"]).count() == 0
 
 
 def test_new_signups_counts_local_days_in_taipei(scope):
@@ -41,21 +42,21 @@ def test_new_signups_counts_local_days_in_taipei(scope):
 
 def test_paying_users_at_the_start_and_the_close(scope):
     # At 1 Mar 00:00: B, C (ends exactly then, still counted), D, E (past due), H.
-    assert billing.paying_users(scope.subscriptions, at=MARCH.start) == 5
+    assert billing.paying_users(scope.events, at=MARCH.start) == 5
     # At 1 Apr 00:00: B (kept one of two), D, E, H (ends exactly then); not A or C; J only trials.
-    assert billing.paying_users(scope.subscriptions, at=MARCH.end) == 4
+    assert billing.paying_users(scope.events, at=MARCH.end) == 4
 
 
 def test_churn_counts_a_user_whose_last_paid_subscription_ended(scope):
     # A signed up and left in March; C's subscription ended at March's first instant.
     # B cancelled one of two subscriptions: not churn. H ends at April's first instant: April's churn.
-    assert billing.churned_users(scope.subscriptions, period=MARCH, now=NOW) == 2
-    assert billing.churned_users(scope.subscriptions, period=FEBRUARY, now=NOW) == 0
-    assert billing.churned_users(scope.subscriptions, period=APRIL, now=NOW) == 1  # H, gone at 1 Apr 00:00
+    assert billing.churned_users(scope.events, period=MARCH, now=NOW) == 2
+    assert billing.churned_users(scope.events, period=FEBRUARY, now=NOW) == 0
+    assert billing.churned_users(scope.events, period=APRIL, now=NOW) == 1  # H, gone at 1 Apr 00:00
 
 
 def test_churn_rate_is_churned_over_the_opening_base(scope):
-    assert billing.churn_rate(scope.subscriptions, period=MARCH, now=NOW) == Decimal("0.4000")
+    assert billing.customer_churn(scope.events, period=MARCH, now=NOW).rate == Decimal("0.4000")
     assert billing.churn_rate_of(3, 0) is None
 
 
@@ -85,9 +86,9 @@ def test_revenue_is_per_currency(people, scope):
 
 def test_mrr_counts_annual_plans_as_a_twelfth_and_past_due(scope):
     # B 899 + D 7641.50 / 12 (636.7916…) + E 899 (past due counts) + H 299 = 2733.79
-    assert billing.mrr(scope.subscriptions, at=MARCH.end) == {"TWD": Decimal("2733.79")}
-    assert billing.active_subscriptions(scope.subscriptions, at=MARCH.end) == 4
-    assert billing.arpu(scope.subscriptions, at=MARCH.end) == Decimal("683.45")  # 2733.79 / 4
+    assert billing.mrr(scope.events, at=MARCH.end) == {"TWD": Decimal("2733.79")}
+    assert billing.active_subscriptions(scope.events, at=MARCH.end) == 4
+    assert billing.arpu(scope.events, at=MARCH.end) == Decimal("683.45")  # 2733.79 / 4
 
 
 def test_mrr_of_annual_plans_is_rounded_once():
@@ -95,28 +96,28 @@ def test_mrr_of_annual_plans_is_rounded_once():
     for _ in range(3):
         world.sub(buyer, "pro", cycle="annual", start=tpe(2026, 1, 1))
     # 3 x 7641.50 / 12 = 1910.375 -> 1910.38 (rounding each twelfth first would give 1910.37)
-    assert billing.mrr(billing.billing_scope().subscriptions, at=NOW) == {"TWD": Decimal("1910.38")}
-    assert billing.paying_users(billing.billing_scope().subscriptions, at=NOW) == 1
+    assert billing.mrr(billing.billing_scope().events, at=NOW) == {"TWD": Decimal("1910.38")}
+    assert billing.paying_users(billing.billing_scope().events, at=NOW) == 1
 
 
 def test_windows_stop_at_now(scope):
     # Seen on 10 March: A's end on 20 March is not churn yet, and H's payment at 1 Apr not revenue.
     early = tpe(2026, 3, 10, 12)
-    assert billing.churned_users(scope.subscriptions, period=MARCH, now=early) == 1  # C only
+    assert billing.churned_users(scope.events, period=MARCH, now=early) == 1  # C only
     assert billing.total_revenue(scope.payments, period=MARCH, now=early) == {"TWD": Decimal("1798.00")}
-    assert billing.mrr(scope.subscriptions, at=early) == {"TWD": Decimal("3632.79")}  # + A 899
+    assert billing.mrr(scope.events, at=early) == {"TWD": Decimal("3632.79")}  # + A 899
 
 
 def test_summary_agrees_with_each_one_number_function(scope):
     summary = billing_summary(scope, period=MARCH, now=NOW)
     assert summary.new_signups == billing.new_signups(scope.users, period=MARCH, now=NOW) == 2
-    assert summary.churned_users == billing.churned_users(scope.subscriptions, period=MARCH, now=NOW) == 2
-    assert summary.paying_users_at_start == billing.paying_users(scope.subscriptions, at=MARCH.start) == 5
-    assert summary.paying_users == billing.paying_users(scope.subscriptions, at=MARCH.end) == 4
+    assert summary.churned_users == billing.churned_users(scope.events, period=MARCH, now=NOW) == 2
+    assert summary.paying_users_at_start == billing.paying_users(scope.events, at=MARCH.start) == 5
+    assert summary.paying_users == billing.paying_users(scope.events, at=MARCH.end) == 4
     assert summary.churn_rate == Decimal("0.4000")
     assert summary.revenue_by_currency == billing.total_revenue(scope.payments, period=MARCH, now=NOW)
     assert summary.total_revenue == Decimal("1798.00")
-    assert summary.mrr_by_currency == billing.mrr(scope.subscriptions, at=MARCH.end)
+    assert summary.mrr_by_currency == billing.mrr(scope.events, at=MARCH.end)
     assert summary.mrr == Decimal("2733.79")
     assert summary.mrr_past_due == Decimal("899.00")
     assert summary.arpu == Decimal("683.45")
@@ -212,8 +213,7 @@ def test_empty_world_has_zeros_and_no_rates():
 
 
 def test_mrr_in_another_currency_is_kept_apart(people, scope):
-    dollars = world.sub(people["i"], "pro", start=tpe(2026, 3, 15))
-    type(dollars).objects.filter(pk=dollars.pk).update(currency="USD", price=Decimal("29.00"))
+    SubscriptionFactory(user=people["i"], started_at=tpe(2026, 3, 15), currency="USD", price=Decimal("29.00"))
     summary = billing_summary(scope, period=MARCH, now=NOW)
     assert summary.mrr_by_currency == {"TWD": Decimal("2733.79"), "USD": Decimal("29.00")}
     assert summary.mrr == Decimal("2733.79")  # the default currency, not a sum of currencies
@@ -254,10 +254,25 @@ def test_churn_is_judged_at_the_close_not_at_the_end_of_a_subscription():
     world.sub(trial, "pro", start=tpe(2026, 1, 1), end=tpe(2026, 3, 5))
     world.sub(trial, "pro", start=tpe(2026, 3, 6), status="trialing")
     scope = billing.billing_scope()
-    assert billing.churned_users(scope.subscriptions, period=MARCH, now=NOW) == 2  # later and trial
-    assert billing.paying_users(scope.subscriptions, at=MARCH.start) == 3
-    assert billing.churn_rate(scope.subscriptions, period=MARCH, now=NOW) == Decimal("0.6667")
-    assert billing.churned_users(scope.subscriptions, period=APRIL, now=NOW) == 0  # later is back in April
+    assert billing.churned_users(scope.events, period=MARCH, now=NOW) == 2  # later and trial
+    assert billing.paying_users(scope.events, at=MARCH.start) == 3
+    assert billing.customer_churn(scope.events, period=MARCH, now=NOW).rate == Decimal("0.6667")
+    assert billing.churned_users(scope.events, period=APRIL, now=NOW) == 0  # later is back in April
     summary = billing_summary(scope, period=MARCH, now=NOW)
     assert (summary.churned_users, summary.paying_users_at_start, summary.paying_users) == (2, 3, 1)
     assert summary.churn_rate == Decimal("0.6667")
+
+
+@pytest.mark.parametrize(
+    ("today", "first", "last"),
+    [
+        ((2026, 12, 3), "2025-12-04", "2026-12-03"),  # not the year to date
+        ((2026, 4, 15), "2025-04-16", "2026-04-15"),
+        ((2026, 2, 28), "2025-03-01", "2026-02-28"),
+        ((2024, 2, 29), "2023-03-01", "2024-02-29"),  # a leap day
+    ],
+)
+def test_last_12_months_is_the_12_months_ending_today(today, first, last):
+    period = billing_period({"period": "12m"}, tz=world.TAIPEI, now=tpe(*today, 12))
+    assert (period.first_day.isoformat(), period.last_day.isoformat()) == (first, last)
+    assert period.previous().last_day.isoformat() < first  # compared with the 12 months before

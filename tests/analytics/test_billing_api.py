@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -154,3 +157,53 @@ def test_the_openapi_schema_describes_the_endpoint():
     assert {"new_signups", "churned_users", "total_revenue", "user_profile", "definitions", "series"} <= set(
         body["properties"]
     )
+
+
+def test_march_movements_churn_retention_and_the_previous_period(api_for, staff, people, frozen):
+    body = api_for(staff).get(URL, MARCH).json()
+    assert body["mrr_movements"] == {
+        "label": "custom",
+        "start": "2026-03-01T00:00:00+08:00",
+        "end": "2026-04-01T00:00:00+08:00",
+        "mrr_start": "3331.79",
+        "new": "899.00",
+        "expansion": "0.00",
+        "contraction": "-299.00",
+        "churned": "-1198.00",
+        "reactivation": "0.00",
+        "mrr_end": "2733.79",
+    }
+    assert [row["label"] for row in body["mrr_movements_series"]] == ["2026-03"]
+    assert body["mrr_movements_series"][0]["mrr_end"] == body["mrr"]
+    assert body["churn"] == {"lost": 2, "base": 5, "rate": 0.4, "small_base": True}
+    # The customers of 1 March paid 3331.79; at the close B 899, D 636.79…, E 899, H 299 = 2733.79.
+    assert body["net_revenue_retention"] == {"mrr_start": "3331.79", "mrr_retained": "2733.79", "rate": 0.8205}
+    assert body["previous_period"]["first_day"] == "2026-01-29"
+    assert body["previous"]["mrr"] == "3331.79" and body["previous"]["new_signups"] == 2
+    assert body["changes"]["mrr"] == "-598.00"
+    assert body["changes"]["churned_users"] == 2
+    assert body["definitions"]["mrr_movements"]
+
+
+def test_the_movements_csv_parses_back_and_adds_up(api_for, staff, people, frozen):
+    response = api_for(staff).get("/api/v1/billing-analytics/movements.csv", {"from": "2026-02-01", "to": "2026-04-15"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert 'filename="mrr-movements-2026-02-01-2026-04-15.csv"' in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [row["month"] for row in rows] == ["2026-02", "2026-03", "2026-04"]
+    for row in rows:
+        parts = sum(Decimal(row[part]) for part in ("new", "expansion", "contraction", "churned", "reactivation"))
+        assert Decimal(row["mrr_start"]) + parts == Decimal(row["mrr_end"])
+    assert rows[1]["start"] == "2026-03-01T00:00:00+08:00"
+    assert (rows[1]["mrr_start"], rows[1]["churned"], rows[1]["mrr_end"]) == ("3331.79", "-1198.00", "2733.79")
+    assert (rows[2]["churned"], rows[2]["mrr_end"]) == ("-299.00", "2434.79")  # H left at 1 Apr 00:00
+    summary = api_for(staff).get(URL, {"from": "2026-02-01", "to": "2026-04-15"}).json()
+    assert [r["mrr_end"] for r in summary["mrr_movements_series"]] == [row["mrr_end"] for row in rows]
+
+
+def test_the_movements_csv_is_for_staff_and_checks_its_period(api_for, coach, staff):
+    assert api_for(coach).get("/api/v1/billing-analytics/movements.csv").status_code == 403
+    response = api_for(staff).get("/api/v1/billing-analytics/movements.csv", {"period": "fortnight"})
+    assert response.status_code == 400
+    assert "Unknown period 'fortnight'" in response.json()["detail"]

@@ -123,3 +123,22 @@ def test_demo_world_numbers_are_not_trivial(api_for, demo):
     # The test account (coach24) is in the tables but never in the numbers.
     test_account = User.objects.get(email="coach24@example.com")
     assert test_account.is_test_account and test_account.subscriptions.exists()
+
+
+@pytest.mark.parametrize("period", ["30d", "12m", "all"])
+def test_demo_world_mrr_movements_reconcile(api_for, demo, period):
+    """MRR(start) + movements = MRR(end), for the period and every month, against raw SQL at both ends."""
+    with time_machine.travel(NOW, tick=False):
+        body = api_for(demo).get(URL, {"period": period}).json()
+    parts = ("new", "expansion", "contraction", "churned", "reactivation")
+    bridge = body["mrr_movements"]
+    start = datetime.datetime.fromisoformat(body["period"]["start"])
+    assert bridge["mrr_start"] == raw_numbers(start, start)["mrr"]  # MRR at the start, from the rows
+    assert bridge["mrr_end"] == body["mrr"]
+    for row in [bridge, *body["mrr_movements_series"]]:
+        assert Decimal(row["mrr_start"]) + sum(Decimal(row[p]) for p in parts) == Decimal(row["mrr_end"])
+    months = body["mrr_movements_series"]
+    assert all(a["mrr_end"] == b["mrr_start"] for a, b in zip(months, months[1:], strict=False))
+    assert months[0]["mrr_start"] == bridge["mrr_start"] and months[-1]["mrr_end"] == bridge["mrr_end"]
+    if period != "30d":  # a year of the demo has every kind of movement but reactivation
+        assert all(Decimal(bridge[p]) != 0 for p in ("new", "expansion", "churned"))

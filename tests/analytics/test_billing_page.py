@@ -74,7 +74,7 @@ def test_the_charts_get_their_data_from_the_summary_and_chart_js_from_static(cli
     specs = json.loads(
         re.search(r'<script id="billing-chart-specs" type="application/json">(.*?)</script>', html).group(1)
     )
-    revenue, signups = specs
+    revenue, signups, movements = specs
     assert revenue["id"] == "billing-revenue-mrr" and revenue["labels"] == ["2026-03"]
     assert revenue["datasets"] == [
         {"label": "Net revenue", "data": [1798.0], "type": "bar"},
@@ -92,7 +92,9 @@ def test_the_period_selector_defaults_to_twelve_months(client, staff, people):
     html = page(client, staff).content.decode()
     assert '<option value="12m" selected>' in html
     specs = json.loads(re.search(r'id="billing-chart-specs" type="application/json">(.*?)</script>', html).group(1))
-    assert specs[0]["labels"][0] == "2025-05" and specs[0]["labels"][-1] == "2026-04"
+    # The 12 months ending today (15 April 2026): 16 April 2025 to 15 April 2026, not the year to date.
+    assert specs[0]["labels"][0] == "2025-04" and specs[0]["labels"][-1] == "2026-04"
+    assert "2025-04-16" in html and "2026-04-15" in html
 
 
 def test_an_empty_period_says_so(client, staff):
@@ -110,3 +112,55 @@ def test_a_bad_period_is_400_with_the_reason(client, staff):
 def test_the_staff_navigation_links_here(client, staff):
     html = page(client, staff).content.decode()
     assert f'<a href="{URL}" aria-current="page">' in html
+
+
+def test_churn_shows_the_numbers_behind_it_and_warns_about_a_tiny_base(client, staff, people):
+    html = page(client, staff, MARCH).content.decode()
+    assert metric(html, "churn_rate") == "40.00 %"
+    assert "2 of 5 customers paying at the start" in html
+    assert "Only 5 customers were paying at the start (fewer than 20)" in html
+    assert metric(html, "net_revenue_retention") == "82.05 %"
+
+
+def test_every_headline_shows_its_change_against_the_previous_period(client, staff, people):
+    html = page(client, staff, MARCH).content.decode()
+    change = lambda key: re.search(rf'data-change="{key}">([^<]*)</dd>', html).group(1).strip()  # noqa: E731
+    assert change("mrr") == "-598.00 vs previous period"  # 2,733.79 now, 3,331.79 at 1 March
+    assert change("new_signups") == "±0 vs previous period"
+    assert change("churned_users") == "+2 vs previous period"
+    assert change("churn_rate") == "+40.00 pp vs previous period"
+    assert "2026-01-29 – 2026-02-28" in html
+
+
+def test_the_movements_chart_table_and_csv_link(client, staff, people):
+    html = page(client, staff, {"from": "2026-02-01", "to": "2026-03-31"}).content.decode()
+    specs = json.loads(re.search(r'id="billing-chart-specs" type="application/json">(.*?)</script>', html).group(1))
+    movements = next(spec for spec in specs if spec["id"] == "billing-mrr-movements")
+    assert movements["labels"] == ["2026-02", "2026-03"]
+    assert [d["label"] for d in movements["datasets"]] == [
+        "New",
+        "Expansion",
+        "Contraction",
+        "Churned",
+        "Reactivation",
+        "Net change",
+    ]
+    assert movements["datasets"][3]["data"] == [0.0, -1198.0]
+    row = re.search(r'<tr class="total" data-movements="period">(.*?)</tr>', html).group(1)
+    assert re.findall(r'<td class="num">([^<]*)</td>', row) == [
+        "2,434.79",  # B, D, E at 1 February
+        "1,497.00",  # C, H, A
+        "299.00",
+        "-299.00",
+        "-1,198.00",
+        "0.00",
+        "2,733.79",
+    ]
+    assert "/api/v1/billing-analytics/movements.csv?from=2026-02-01&amp;to=2026-03-31" in html
+
+
+def test_definitions_are_plain_words(client, staff, people):
+    html = page(client, staff, MARCH).content.decode()
+    section = html[html.index('id="definitions-heading"') :]
+    assert "<code>" not in section and "started_at" not in section and "paying_users" not in section
+    assert "Customers lost in the period divided by customers paying at its start" in section

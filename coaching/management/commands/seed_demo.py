@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
 
+from coaching.billing_services import customer_history_derive, subscriptions_bulk_create
 from coaching.demo import DEMO_MARKER_EMAIL, DEMO_PASSWORDS, counters_from_ledger, demo_world
 from coaching.models import CoachingSession, Payment, Plan, Subscription, UsageLog, User, minutes_from_seconds
 
@@ -144,7 +145,7 @@ class Command(BaseCommand):
                                 price=prices[plan],
                             )
                         )
-                    Subscription.objects.bulk_create(subs, batch_size=chunk)
+                    subscriptions_bulk_create(subs, batch_size=chunk, derive=False)  # with their histories
                     rows = []
                     for sub in subs:
                         ref += 1
@@ -165,5 +166,6 @@ class Command(BaseCommand):
                         )
                     Payment.objects.bulk_create(rows, batch_size=chunk)
                 bar.update(n)
+        customer_history_derive(ids)
         counters_from_ledger(User.objects.filter(pk__in=ids), now=now)
         self.stdout.write(self.style.SUCCESS(f"Crowd: {users} coaches, {usage_logs} usage logs, {payments} payments."))
