@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from . import rollups
 from .models import Client, CoachingSession, MonthlyUsage, MonthlyUsageArchive, UsageLog, User, minutes_from_seconds
 from .models.usage import month_start
 
@@ -85,16 +86,20 @@ def session_create(
             status=CoachingSession.Status.PENDING,
             created_at=at,
         )
+        rollups.session_changed(session, None, coach)
     return session
 
 
 def session_processing_start(session: CoachingSession, *, at: datetime.datetime | None = None) -> None:
     """Record when transcription started, so overlapping processing can be measured."""
-    session.status = CoachingSession.Status.PROCESSING
-    session.processing_started_at = at or timezone.now()
-    session.processing_finished_at = None
-    session.error_message = ""
-    session.save(update_fields=["status", "processing_started_at", "processing_finished_at", "error_message"])
+    with transaction.atomic():
+        before = rollups.SessionState.stored(session.pk)
+        session.status = CoachingSession.Status.PROCESSING
+        session.processing_started_at = at or timezone.now()
+        session.processing_finished_at = None
+        session.error_message = ""
+        session.save(update_fields=["status", "processing_started_at", "processing_finished_at", "error_message"])
+        rollups.session_changed(session, before)
 
 
 def session_processing_finish(
@@ -115,12 +120,14 @@ def session_processing_finish(
     if session.processing_started_at is None:
         raise ValueError("A session must start processing before it can finish.")
     with transaction.atomic():
+        before = rollups.SessionState.stored(session.pk)
         session.status = CoachingSession.Status.FAILED if error else CoachingSession.Status.COMPLETED
         session.error_message = error
         session.processing_finished_at = at
         if provider_cost_usd is not None:
             session.provider_cost_usd = provider_cost_usd
         session.save(update_fields=["status", "error_message", "processing_finished_at", "provider_cost_usd"])
+        rollups.session_changed(session, before)
         if error:
             return None
         return usage_record(session.coach, session=session, kind=kind, seconds=session.duration_seconds, at=at)
@@ -164,6 +171,7 @@ def usage_record(
     with transaction.atomic():
         log = usage_log_build(user, session=session, kind=kind, seconds=seconds, at=at)
         log.save()
+        rollups.usage_logged(log, user)
         monthly_usage_add(
             user,
             minutes=log.minutes if counts else Decimal("0"),
@@ -176,5 +184,8 @@ def usage_record(
 
 def session_soft_delete(session: CoachingSession, *, at: datetime.datetime | None = None) -> None:
     """Delete a session's audio from storage; its usage stays in the ledger."""
-    session.deleted_at = at or timezone.now()
-    session.save(update_fields=["deleted_at"])
+    with transaction.atomic():
+        before = rollups.SessionState.stored(session.pk)
+        session.deleted_at = at or timezone.now()
+        session.save(update_fields=["deleted_at"])
+        rollups.session_changed(session, before)

@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from analytics.periods import Period, PeriodError, parse_period
+from coaching import rollups
 from coaching.models import ExportRecord, Plan, User
 
 from . import csv_export, xlsx_export
@@ -198,9 +199,11 @@ def export_finish(record_id: int, *, rows: int, size: int, error: str = "") -> N
     """Mark an export succeeded (no error) or failed, with what it produced."""
     status = ExportRecord.Status.FAILED if error else ExportRecord.Status.SUCCEEDED
     with transaction.atomic():
+        before = rollups.ExportState.stored(record_id)
         ExportRecord.objects.filter(pk=record_id).update(
             status=status, rows=rows, bytes=size, error=error, finished_at=timezone.now()
         )
+        rollups.export_changed(ExportRecord.objects.select_related("subject").get(pk=record_id), before)
     if error:
         logger.warning("Export %s failed: %s", record_id, error)
 

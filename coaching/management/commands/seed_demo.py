@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
 
+from coaching import rollups_build
 from coaching.demo import DEMO_MARKER_EMAIL, DEMO_PASSWORDS, counters_from_ledger, demo_world
 from coaching.models import CoachingSession, Payment, Plan, Subscription, UsageLog, User, minutes_from_seconds
 
@@ -37,6 +38,7 @@ class Command(BaseCommand):
         else:
             builder = demo_world(seed=opts["seed"])
             builder.write()
+            rollups_build.rebuild()  # the demo writes its rows in bulk: count them into the roll-ups
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Demo world: {len(builder.users)} users, {len(builder.sessions)} sessions, "
