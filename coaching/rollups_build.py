@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import ExtractMinute, TruncDate, TruncHour
 from django.utils import timezone
@@ -165,11 +166,13 @@ def sources(owner_q: Callable[[str], Q]) -> list[tuple[QuerySet, str, str, tuple
     ]
 
 
-def compute(first: datetime.date, last: datetime.date, *, longest: datetime.timedelta | None = None) -> Buckets:
+def compute(
+    first: datetime.date, last: datetime.date, *, longest: datetime.timedelta | None = None, coaches: bool = True
+) -> Buckets:
     """The buckets of the local days ``first``…``last`` (coaches) and UTC days (platform), from raw rows."""
     longest = longest_processing() if longest is None else longest
     out = Buckets()
-    for tz_name, names in zones().items():
+    for tz_name, names in (zones() if coaches else {}).items():
         tz = User(timezone=tz_name).tzinfo
         start, end = local_midnight(first, tz), local_midnight(last + DAY, tz)
         for rows, owner, field, extra, aggregates, deltas in sources(_in_zone(names)):
@@ -271,16 +274,158 @@ def _platform_row(key, fields: dict) -> PlatformUsageBucket:
 
 
 def replace(first: datetime.date, last: datetime.date, *, longest: datetime.timedelta | None = None) -> int:
-    """Recompute the days ``first``…``last`` and swap them in, in one transaction. Returns the rows written."""
+    """Recompute the days ``first``…``last`` and swap them in, in one transaction. Returns the rows written.
+
+    On PostgreSQL the coaches' days (as many as the coach-days with activity: millions at scale)
+    are computed and inserted by the database itself (``coach_days_sql``), never fetched.
+    """
+    longest = longest_processing() if longest is None else longest
+    in_database = connection.vendor == "postgresql"
     with transaction.atomic():
-        buckets = compute(first, last, longest=longest)
+        buckets = compute(first, last, longest=longest, coaches=not in_database)
         CoachUsageDay.objects.filter(day__gte=first, day__lte=last).delete()
         PlatformUsageBucket.objects.filter(day__gte=first, day__lte=last).delete()
         coach = [_coach_row(key, fields, buckets.coach_tz[key]) for key, fields in buckets.coach.items()]
         platform = [_platform_row(key, fields) for key, fields in buckets.platform.items()]
         CoachUsageDay.objects.bulk_create(coach, batch_size=5000)
         PlatformUsageBucket.objects.bulk_create(platform, batch_size=5000)
-    return len(coach) + len(platform)
+        written = len(coach) + len(platform)
+        if in_database:
+            written += coach_days_sql(first, last, longest)
+    return written
+
+
+# The coaches' days on PostgreSQL: every source as rows of (coach, instant, field values), each
+# instant's local date in the coach's zone, summed per coach and day; then the peaks, from every
+# finished interval cut at the coach's local midnights (a piece per day it meets).
+_SOURCES_SQL = [
+    (
+        "coaching_usagelog r",
+        "r.user_id",
+        "r.created_at",
+        "TRUE",
+        {
+            "minutes": "r.minutes",
+            "billable_minutes": "CASE WHEN r.kind IN ('original', 'retry_success') THEN r.minutes ELSE 0 END",
+            "sessions": "(r.kind = 'original')::int",
+            "transcriptions": "(r.kind <> 'adjustment')::int",
+            "provider_cost_usd": "r.provider_cost_usd",
+        },
+    ),
+    (
+        "coaching_coachingsession r",
+        "r.coach_id",
+        "r.created_at",
+        "TRUE",
+        {
+            **{name: f"(r.status = '{status}')::int" for status, name in STATUS_FIELDS.items()},
+            "storage_delta_bytes": "r.audio_size_bytes",
+        },
+    ),
+    (
+        "coaching_coachingsession r",
+        "r.coach_id",
+        "GREATEST(r.created_at, r.deleted_at)",
+        "r.deleted_at IS NOT NULL",
+        {"storage_delta_bytes": "-r.audio_size_bytes"},
+    ),
+    (
+        "coaching_coachingsession r",
+        "r.coach_id",
+        "r.processing_finished_at",
+        "r.status IN ('completed', 'failed')",
+        {"completed": "(r.status = 'completed')::int", "failed": "(r.status = 'failed')::int"},
+    ),
+    (
+        "coaching_exportrecord r",
+        "r.subject_id",
+        "r.created_at",
+        "TRUE",
+        {
+            **{
+                name: f"(r.status = 'succeeded' AND r.format = '{fmt}')::int"
+                for fmt, name in EXPORT_FIELDS.items()
+            },
+            "storage_delta_bytes": "CASE WHEN r.file_path <> '' THEN r.bytes ELSE 0 END",
+        },
+    ),
+    (
+        "coaching_exportrecord r",
+        "r.subject_id",
+        "GREATEST(r.created_at, r.file_deleted_at)",
+        "r.file_deleted_at IS NOT NULL AND r.file_path <> ''",
+        {"storage_delta_bytes": "-r.bytes"},
+    ),
+]
+_COLUMNS = [name for name in ADDITIVE_FIELDS]
+
+
+def coach_days_sql(first: datetime.date, last: datetime.date, longest: datetime.timedelta) -> int:
+    """Insert the coaches' days ``first``…``last`` (PostgreSQL), computed in the database. Returns rows."""
+    names = zones()
+    if not names:
+        return 0
+    zone_rows = ", ".join(["(%s, %s)"] * sum(len(v) for v in names.values()))
+    zone_params = [value for zone, found in names.items() for name in found for value in (name, zone)]
+    low = local_midnight(first, UTC) - datetime.timedelta(days=2)  # every zone's local day lies in here
+    high = local_midnight(last + DAY, UTC) + datetime.timedelta(days=2)
+    branches, params = [], []
+    for table, owner, instant, condition, values in _SOURCES_SQL:
+        # Index-friendly bounds on the instant's own column(s), then the exact local-day test below.
+        bounds = " OR ".join(
+            f"({column} >= %s AND {column} < %s)" for column in re.findall(r"r\.\w+_at", instant)
+        )
+        branches.append(
+            f"SELECT {owner} AS uid, z.zone, (({instant}) AT TIME ZONE z.zone)::date AS day, "
+            + ", ".join(f"{values.get(name, '0')} AS {name}" for name in _COLUMNS)
+            + f" FROM {table} JOIN coaching_user u ON u.id = {owner} JOIN z ON z.name = u.timezone"
+            + f" WHERE {condition} AND ({bounds})"
+        )
+        params += [low, high] * bounds.count("%s AND")
+    columns = ", ".join(_COLUMNS)
+    sums = ", ".join(f"SUM({name})" for name in _COLUMNS)
+    sql = f"""
+        WITH z(name, zone) AS (VALUES {zone_rows})
+        INSERT INTO coaching_coachusageday (user_id, day, tz, {columns})
+        SELECT uid, day, zone, {sums} FROM ({" UNION ALL ".join(branches)}) ev
+        WHERE day >= %s AND day <= %s
+        GROUP BY uid, day, zone
+    """
+    peaks = f"""
+        WITH z(name, zone) AS (VALUES {zone_rows}),
+        iv AS (
+            SELECT s.coach_id AS uid, z.zone, s.processing_started_at AS st, s.processing_finished_at AS fin
+            FROM coaching_coachingsession s JOIN coaching_user u ON u.id = s.coach_id JOIN z ON z.name = u.timezone
+            WHERE s.processing_finished_at > %s AND s.processing_finished_at <= %s
+              AND s.processing_started_at < %s AND s.processing_finished_at > s.processing_started_at
+        ),
+        pieces AS (
+            SELECT uid, zone, d::date AS day,
+                   GREATEST(st, d::timestamp AT TIME ZONE zone) AS ps,
+                   LEAST(fin, (d + interval '1 day')::timestamp AT TIME ZONE zone) AS pf
+            FROM iv, generate_series((st AT TIME ZONE zone)::date::timestamp,
+                                     ((fin - interval '1 microsecond') AT TIME ZONE zone)::date::timestamp,
+                                     interval '1 day') AS d
+        ),
+        net AS (
+            SELECT uid, zone, day, t, SUM(delta) AS delta FROM (
+                SELECT uid, zone, day, ps AS t, 1 AS delta FROM pieces WHERE pf > ps
+                UNION ALL SELECT uid, zone, day, pf AS t, -1 AS delta FROM pieces WHERE pf > ps
+            ) e GROUP BY uid, zone, day, t
+        ),
+        running AS (
+            SELECT uid, zone, day, SUM(delta) OVER (PARTITION BY uid, day ORDER BY t) AS open FROM net
+        )
+        INSERT INTO coaching_coachusageday (user_id, day, tz, processing_peak)
+        SELECT uid, day, zone, MAX(open) FROM running WHERE day >= %s AND day <= %s
+        GROUP BY uid, day, zone HAVING MAX(open) > 0
+        ON CONFLICT (user_id, day) DO UPDATE SET processing_peak = excluded.processing_peak
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*zone_params, *params, first, last])
+        written = cursor.rowcount
+        cursor.execute(peaks, [*zone_params, low, high + longest, high, first, last])
+    return written
 
 
 def record_span() -> tuple[datetime.date, datetime.date] | None:
