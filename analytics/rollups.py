@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate, TruncMonth
 
 from analytics.periods import Period, local_midnight
 from coaching.models import (
@@ -54,9 +55,18 @@ class Scope:
 
 
 def scope_of(coaches: QuerySet[User]) -> Scope | None:
-    """The roll-up scope of ``coaches``; None when no roll-up fits (several coaches, or days cut in an old zone)."""
+    """The roll-up scope of ``coaches``; None when no roll-up fits (several coaches, or days cut in an old zone).
+
+    Remembered on the queryset, so the metrics of one request ask once.
+    """
     if everyone(coaches):
         return Scope(coach=None)
+    if not hasattr(coaches, "_rollup_scope"):
+        coaches._rollup_scope = _scope_of(coaches)
+    return coaches._rollup_scope
+
+
+def _scope_of(coaches: QuerySet[User]) -> Scope | None:
     moved = CoachUsageDay.objects.filter(user=OuterRef("pk")).exclude(tz=OuterRef("timezone"))
     found = list(coaches.order_by().annotate(moved=Exists(moved))[:2])
     if len(found) != 1 or found[0].moved or str(found[0].tzinfo) != found[0].timezone:
@@ -213,7 +223,8 @@ def additive(scope: Scope, start: datetime.datetime, end: datetime.datetime) -> 
 
 def storage_bytes(scope: Scope, cutoff: datetime.datetime) -> int:
     """The balance at ``cutoff``: every storage change before it (whole buckets, then the raw rest)."""
-    part = cover(scope, FAR_PAST, cutoff)
+    tz = UTC if scope.platform else scope.coach.tzinfo
+    part = cover(scope, local_midnight(FAR_PAST.date() + DAY, tz), cutoff)  # nothing is older
     total = raw_additive(scope, part.raw, storage_only=True)["storage_delta_bytes"]
     rows = _rows(scope, part)
     if rows is not None:
@@ -348,39 +359,60 @@ def series(scope: Scope, period: Period, granularity: str) -> list[dict] | None:
         return None
     fields = ("billable_minutes", "sessions", "transcriptions", "failed", "exports_csv", "exports_pdf", "exports_xlsx")
     if scope.platform:
-        days = {row["start"].astimezone(UTC): row for row in PlatformUsageBucket.objects.filter(
-            grain=GRAIN.DAY, start__gte=period.start - DAY, start__lt=period.end).values("start", *fields)}
+        # Summed in the database, per local bucket of each row's start: a whole UTC day inside one
+        # bucket from its day row, the UTC days a bucket boundary cuts from their quarter-hours.
         edge_days = set()
         for part in parts:
             for a, b in part.quarters:
                 edge_days.update(_utc_days(a, b))
-        quarters = {row["start"].astimezone(UTC): row for row in PlatformUsageBucket.objects.filter(
-            grain=GRAIN.QUARTER, day__in=sorted(edge_days)).values("start", *fields)} if edge_days else {}
-    else:
-        tz = scope.coach.tzinfo
-        days = {local_midnight(row["day"], tz).astimezone(UTC): row for row in CoachUsageDay.objects.filter(
-            user=scope.coach, day__gte=period.first_day, day__lte=period.last_day).values("day", *fields)}
-        quarters = {}
-    tables = [(sorted(days), days), (sorted(quarters), quarters)]
+        trunc = TruncDate if granularity == "day" else TruncMonth
+        sums = {name: Sum(name) for name in fields}
+        whole = PlatformUsageBucket.objects.filter(
+            grain=GRAIN.DAY, start__gte=period.start, start__lte=period.end - DAY
+        ).exclude(day__in=sorted(edge_days))
+        cut = PlatformUsageBucket.objects.filter(
+            grain=GRAIN.QUARTER, day__in=sorted(edge_days), start__gte=period.start, start__lt=period.end
+        )
+        by_label: dict = {}
+        for rows in (whole, cut):
+            grouped = rows.annotate(bucket=trunc("start", tzinfo=period.tz)).values("bucket").annotate(**sums)
+            for row in grouped.order_by():
+                label = _label(row.pop("bucket"), granularity)
+                got = by_label.setdefault(label, dict.fromkeys(fields, 0))
+                for name in fields:
+                    got[name] += row[name] or 0
+        return [_series_row(bucket.label, by_label.get(bucket.label, dict.fromkeys(fields, 0))) for bucket in buckets]
+    tz = scope.coach.tzinfo
+    days = {local_midnight(row["day"], tz).astimezone(UTC): row for row in CoachUsageDay.objects.filter(
+        user=scope.coach, day__gte=period.first_day, day__lte=period.last_day).values("day", *fields)}
+    tables = [(sorted(days), days)]
     out = []
     for bucket, part in zip(buckets, parts, strict=True):
         sums = dict.fromkeys(fields, 0)
-        for (keys, table), ranges in zip(tables, (part.days, part.quarters), strict=True):
+        for (keys, table), ranges in zip(tables, (part.days,), strict=True):
             for a, b in ranges:
                 for start in keys[bisect.bisect_left(keys, a) : bisect.bisect_left(keys, b)]:
                     for name in fields:
                         sums[name] += table[start][name] or 0
-        out.append(
-            {
-                "label": bucket.label,
-                "minutes": float(Decimal(sums["billable_minutes"]).quantize(Decimal("0.01"))),
-                "sessions": sums["sessions"],
-                "transcriptions": sums["transcriptions"],
-                "failed": sums["failed"],
-                "exports": sums["exports_csv"] + sums["exports_pdf"] + sums["exports_xlsx"],
-            }
-        )
+        out.append(_series_row(bucket.label, sums))
     return out
+
+
+def _label(value, granularity: str) -> str:
+    if isinstance(value, datetime.datetime):
+        value = value.date()
+    return value.isoformat() if granularity == "day" else value.strftime("%Y-%m")
+
+
+def _series_row(label: str, sums: dict) -> dict:
+    return {
+        "label": label,
+        "minutes": float(Decimal(sums["billable_minutes"]).quantize(Decimal("0.01"))),
+        "sessions": sums["sessions"],
+        "transcriptions": sums["transcriptions"],
+        "failed": sums["failed"],
+        "exports": sums["exports_csv"] + sums["exports_pdf"] + sums["exports_xlsx"],
+    }
 
 
 def _utc_days(a: datetime.datetime, b: datetime.datetime) -> list[datetime.date]:
