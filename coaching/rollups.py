@@ -192,25 +192,25 @@ def _apply(user: User, contributions: Iterable[tuple[datetime.datetime, Deltas]]
         for name, value in deltas.items():
             for table, key in keys:
                 table[key][name] = table[key].get(name, 0) + sign * value
-    for day, deltas in coach.items():
-        _upsert_coach(user.pk, day, str(tz), deltas)
-    for (grain, start), deltas in platform.items():
-        _upsert_platform(grain, start, deltas)
+    statements = [_coach_sql(user.pk, day, str(tz), deltas) for day, deltas in coach.items()]
+    statements += [_platform_sql(grain, start, deltas) for (grain, start), deltas in platform.items()]
+    _execute([statement for statement in statements if statement])
 
 
 def _prep(model, name: str, value):
     return model._meta.get_field(name).get_db_prep_value(value, connection)
 
 
-def _upsert(model, keys: dict, deltas: Deltas, conflict: tuple[str, ...], *, add: bool = True) -> None:
+def _upsert_sql(model, keys: dict, deltas: Deltas, conflict: tuple[str, ...], *, add: bool = True):
+    """``(sql, params)`` of one ``INSERT … ON CONFLICT DO UPDATE`` adding (or, ``add=False``, setting)
+    ``deltas`` on the row with ``keys``; None when there is nothing to add."""
     if add:
         deltas = {name: value for name, value in deltas.items() if value}
         if not deltas:
-            return
+            return None
     table = connection.ops.quote_name(model._meta.db_table)
     columns = {**keys, **deltas}
-    names = [model._meta.get_field(name).column for name in columns]
-    quoted = [connection.ops.quote_name(name) for name in names]
+    quoted = [connection.ops.quote_name(model._meta.get_field(name).column) for name in columns]
     if add:
         sets = ", ".join(f"{q} = {table}.{q} + excluded.{q}" for q in quoted[len(keys) :])
     else:
@@ -220,17 +220,38 @@ def _upsert(model, keys: dict, deltas: Deltas, conflict: tuple[str, ...], *, add
         f"INSERT INTO {table} ({', '.join(quoted)}) VALUES ({', '.join(['%s'] * len(quoted))}) "
         f"ON CONFLICT ({target}) DO UPDATE SET {sets}"
     )
+    return sql, [_prep(model, name, value) for name, value in columns.items()]
+
+
+def _execute(statements: list[tuple[str, list]]) -> None:
+    """Run the upserts: on PostgreSQL in one round trip (all but the last as data-modifying CTEs)."""
+    if not statements:
+        return
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_prep(model, name, value) for name, value in columns.items()])
+        if connection.vendor == "postgresql" and len(statements) > 1:
+            *first, (last_sql, last_params) = statements
+            ctes = ", ".join(f"u{i} AS ({sql})" for i, (sql, _) in enumerate(first))
+            cursor.execute(f"WITH {ctes} {last_sql}", [p for _, params in first for p in params] + last_params)
+            return
+        for sql, params in statements:
+            cursor.execute(sql, params)
+
+
+def _coach_sql(user_id, day: datetime.date, tz: str, deltas: Deltas, *, add: bool = True):
+    return _upsert_sql(CoachUsageDay, {"user": user_id, "day": day, "tz": tz}, deltas, ("user", "day"), add=add)
+
+
+def _platform_sql(grain: str, start: datetime.datetime, deltas: Deltas, *, add: bool = True):
+    keys = {"grain": grain, "start": start, "day": start.date()}
+    return _upsert_sql(PlatformUsageBucket, keys, deltas, ("grain", "start"), add=add)
 
 
 def _upsert_coach(user_id, day: datetime.date, tz: str, deltas: Deltas, *, add: bool = True) -> None:
-    _upsert(CoachUsageDay, {"user": user_id, "day": day, "tz": tz}, deltas, ("user", "day"), add=add)
+    _execute([statement for statement in [_coach_sql(user_id, day, tz, deltas, add=add)] if statement])
 
 
 def _upsert_platform(grain: str, start: datetime.datetime, deltas: Deltas, *, add: bool = True) -> None:
-    keys = {"grain": grain, "start": start, "day": start.date()}
-    _upsert(PlatformUsageBucket, keys, deltas, ("grain", "start"), add=add)
+    _execute([statement for statement in [_platform_sql(grain, start, deltas, add=add)] if statement])
 
 
 # --- Processing peaks -------------------------------------------------------------------------
