@@ -51,8 +51,8 @@ class Command(BaseCommand):
         for email, password in DEMO_PASSWORDS.items():
             self.stdout.write(f"  {email} / {password}")
 
-    def bar(self, total: int, label: str):
-        return tqdm(total=total, desc=label, unit="rows", disable=self.quiet, mininterval=1)
+    def bar(self, total: int, label: str, unit: str = "rows"):
+        return tqdm(total=total, desc=label, unit=unit, disable=self.quiet, mininterval=1)
 
     def crowd(self, users: int, usage_logs: int, payments: int, *, seed: int) -> None:
         """Bulk-insert a crowd of coaches for benchmarks, step by step, streaming (memory stays flat)."""
@@ -193,7 +193,7 @@ class Command(BaseCommand):
                     cursor.execute(f"ANALYZE {table}")
         first = (now - datetime.timedelta(days=366)).date()
         last = now.date() + datetime.timedelta(days=1)
-        with self.bar((last - first).days + 1, "roll-ups (days)") as bar:
+        with self.bar((last - first).days + 1, "roll-ups", unit="days") as bar:
             rollups_build.rebuild(first, last, chunk_days=31, progress=bar.update)
 
 
