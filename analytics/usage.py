@@ -3,31 +3,37 @@
 Definitions are the contract in the shared DOMAIN.md. Every function takes ``coaches`` (a
 ``User`` queryset: one coach, or every coach for platform totals) and a ``Period``
 (``[start, end)``, cut in the viewing user's time zone), never a request, so the page, the
-API, the PDF and the tests all compute the same numbers. Nothing here is cached: a session
-that finishes or an export that is written shows up in the next call.
+API, the PDF and the tests all compute the same numbers.
+
+The numbers come from the daily roll-ups (``analytics.rollups``), kept in the same transaction
+as every write, so nothing here is cached or late: a session that finishes or an export that is
+written shows up in the next call. What no roll-up fits (several coaches, the hours of a period
+that are not whole buckets) is read from the raw rows (``analytics.usage_raw``), by the same rule.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate, TruncMonth
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from analytics.periods import Period
-from coaching.models import ApiUsage, CoachingSession, ExportRecord, UsageLog, User
+from coaching.models import CoachingSession, ExportRecord, User
 
-from .concurrency import concurrent_peak
-from .ledger import MINUTES_FILTER, SESSIONS_FILTER, TRANSCRIPTIONS_FILTER, TWO_DP, ZERO, scoped
+from . import rollups, usage_raw
+from .ledger import TWO_DP
 from .quota import PlanUsage, plan_usage
-from .storage import as_mb, balance_cutoff, storage_bytes
+from .storage import as_mb, balance_cutoff
 
 __all__ = [
     "DEFINITIONS",
+    "METRIC_FUNCTIONS",
     "PlanUsage",
+    "UsageFacts",
     "UsageSummary",
     "api_calls_made",
     "completed_transcriptions",
@@ -43,6 +49,7 @@ __all__ = [
     "sessions_count",
     "storage_used_mb",
     "transcriptions_count",
+    "usage_facts",
     "usage_series",
     "usage_summaries",
     "usage_summary",
@@ -72,61 +79,96 @@ def _now(now: datetime.datetime | None) -> datetime.datetime:
     return now or timezone.now()
 
 
-def _ledger(coaches: QuerySet[User], period: Period) -> QuerySet[UsageLog]:
-    return scoped(UsageLog.objects.filter(created_at__gte=period.start, created_at__lt=period.end), "user", coaches)
+@dataclasses.dataclass(frozen=True)
+class UsageFacts:
+    """The counts every metric of one scope and period is computed from (read once, then shared)."""
+
+    minutes: Decimal  # quota kinds only
+    sessions: int
+    transcriptions: int
+    provider_cost_usd: Decimal
+    exports_by_format: dict[str, int]
+    storage_bytes: int
+    api_calls: int
+    processing_peak: int
+    failed: int
+    completed: int
 
 
-def _ledger_totals(coaches: QuerySet[User], period: Period) -> dict:
-    """minutes, sessions, transcriptions and provider cost in one pass over the ledger."""
-    return _ledger(coaches, period).aggregate(
-        minutes=Coalesce(Sum("minutes", filter=MINUTES_FILTER), Value(ZERO)),
-        sessions=Count("id", filter=SESSIONS_FILTER),
-        transcriptions=Count("id", filter=TRANSCRIPTIONS_FILTER),
-        cost=Coalesce(Sum("provider_cost_usd"), Value(Decimal("0.0000"))),
+def usage_facts(
+    coaches: QuerySet[User], period: Period, *, now: datetime.datetime | None = None
+) -> UsageFacts:
+    """What the metrics of ``coaches`` over ``period`` are made of: from roll-ups, or raw rows if none fits."""
+    now = _now(now)
+    cutoff = balance_cutoff(period.end, now)
+    scope = rollups.scope_of(coaches)
+    if scope is None:
+        ledger = usage_raw.ledger_totals(coaches, period)
+        finished = usage_raw.finished_counts(coaches, period)
+        return UsageFacts(
+            minutes=Decimal(ledger["minutes"]),
+            sessions=ledger["sessions"],
+            transcriptions=ledger["transcriptions"],
+            provider_cost_usd=Decimal(ledger["cost"]),
+            exports_by_format=usage_raw.exports_by_format(coaches, period),
+            storage_bytes=usage_raw.storage_at(coaches, [cutoff])[0],
+            api_calls=usage_raw.api_calls(coaches, period),
+            processing_peak=usage_raw.peak(coaches, period, now=now),
+            failed=finished["failed"],
+            completed=finished["completed"],
+        )
+    got = rollups.totals(scope, coaches, period, now=now, cutoff=cutoff)
+    return UsageFacts(
+        minutes=Decimal(got["billable_minutes"]),
+        sessions=int(got["sessions"]),
+        transcriptions=int(got["transcriptions"]),
+        provider_cost_usd=Decimal(got["provider_cost_usd"]),
+        exports_by_format={fmt: int(got[f"exports_{fmt}"]) for fmt in ExportRecord.Format.values},
+        storage_bytes=int(got["storage_bytes"]),
+        api_calls=int(got["api_calls"]),
+        processing_peak=int(got["processing_peak"]),
+        failed=int(got["failed"]),
+        completed=int(got["completed"]),
     )
 
 
-def minutes_used(coaches: QuerySet[User], period: Period) -> Decimal:
+def _facts(coaches, period, now, facts: UsageFacts | None) -> UsageFacts:
+    return facts if facts is not None else usage_facts(coaches, period, now=now)
+
+
+def minutes_used(coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None) -> Decimal:
     """Sum of ledger minutes of quota kinds (``original``, ``retry_success``) created in the period."""
-    return Decimal(_ledger_totals(coaches, period)["minutes"]).quantize(TWO_DP)
+    return Decimal(_facts(coaches, period, now, facts).minutes).quantize(TWO_DP)
 
 
-def sessions_count(coaches: QuerySet[User], period: Period) -> int:
+def sessions_count(coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None) -> int:
     """Ledger rows of kind ``original`` created in the period: each is one session's first transcription."""
-    return _ledger(coaches, period).filter(SESSIONS_FILTER).count()
+    return _facts(coaches, period, now, facts).sessions
 
 
-def transcriptions_count(coaches: QuerySet[User], period: Period) -> int:
+def transcriptions_count(coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None) -> int:
     """Ledger rows of every kind but ``adjustment`` created in the period (first runs and retries)."""
-    return _ledger(coaches, period).filter(TRANSCRIPTIONS_FILTER).count()
+    return _facts(coaches, period, now, facts).transcriptions
 
 
-def provider_cost_usd(coaches: QuerySet[User], period: Period) -> Decimal:
+def provider_cost_usd(coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None) -> Decimal:
     """Sum of the providers' cost (USD) of every ledger row created in the period, free retries included."""
-    return Decimal(_ledger_totals(coaches, period)["cost"]).quantize(Decimal("0.0001"))
+    return Decimal(_facts(coaches, period, now, facts).provider_cost_usd).quantize(Decimal("0.0001"))
 
 
-def _exports(coaches: QuerySet[User], period: Period) -> QuerySet[ExportRecord]:
-    exports = ExportRecord.objects.filter(
-        status=ExportRecord.Status.SUCCEEDED, created_at__gte=period.start, created_at__lt=period.end
-    )
-    return scoped(exports, "subject", coaches)
-
-
-def exports_by_format(coaches: QuerySet[User], period: Period) -> dict[str, int]:
+def exports_by_format(
+    coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None
+) -> dict[str, int]:
     """Succeeded export records (of the coaches' data) created in the period, by format; every format, 0 if none."""
-    counts = {fmt: 0 for fmt in ExportRecord.Format.values}
-    for row in _exports(coaches, period).values("format").annotate(n=Count("id")).order_by():
-        counts[row["format"]] = row["n"]
-    return counts
+    return dict(_facts(coaches, period, now, facts).exports_by_format)
 
 
-def exports_generated(coaches: QuerySet[User], period: Period) -> int:
+def exports_generated(coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None) -> int:
     """Succeeded export records (of the coaches' data) created in the period."""
-    return _exports(coaches, period).count()
+    return sum(exports_by_format(coaches, period, now=now, facts=facts).values())
 
 
-def storage_used_mb(coaches: QuerySet[User], period: Period, *, now: datetime.datetime | None = None) -> Decimal:
+def storage_used_mb(coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None) -> Decimal:
     """A balance at the period's end (or now, if that comes first), in MB: bytes / 1,048,576, one decimal.
 
     With ``cutoff`` = the period's end, or just after ``now`` for a period still running:
@@ -134,53 +176,39 @@ def storage_used_mb(coaches: QuerySet[User], period: Period, *, now: datetime.da
     + export files of their data kept then (a ``file_path``, written before ``cutoff``,
     ``file_deleted_at`` empty or not before it). A balance, never a sum of daily activity.
     """
-    return as_mb(storage_bytes(coaches, [balance_cutoff(period.end, _now(now))])[0])
+    return as_mb(_facts(coaches, period, now, facts).storage_bytes)
 
 
-def api_calls_made(coaches: QuerySet[User], period: Period) -> int:
+def api_calls_made(coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None) -> int:
     """Sum of API usage counts whose (UTC) day falls on a local day of the period, first to last inclusive."""
-    rows = scoped(ApiUsage.objects.filter(day__gte=period.first_day, day__lte=period.last_day), "user", coaches)
-    return rows.aggregate(n=Sum("count"))["n"] or 0
+    return _facts(coaches, period, now, facts).api_calls
 
 
-def concurrent_sessions_peak(coaches: QuerySet[User], period: Period, *, now: datetime.datetime | None = None) -> int:
+def concurrent_sessions_peak(
+    coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None
+) -> int:
     """The most of these coaches' sessions processing at one instant of the period.
 
     Each session processes over ``[processing_started_at, processing_finished_at)``; one
     still processing counts up to ``now``. Back-to-back sessions (one finishes when the
-    next starts) do not overlap. A sweep over the intervals clipped to the period, in the
-    database (a running ``SUM`` window). For several coaches it is the peak of their
-    sessions together (what the platform processed at once), not a sum of each one's
-    peak (which may fall at different instants). 0 when nothing processed.
+    next starts) do not overlap. For several coaches it is the peak of their sessions
+    together (what the platform processed at once), not a sum of each one's peak (which
+    may fall at different instants). 0 when nothing processed. From the roll-ups' daily
+    peaks where no session is still processing (``analytics.rollups.processing_peak``).
     """
-    return concurrent_peak(coaches, start=period.start, end=period.end, now=_now(now))
+    return _facts(coaches, period, now, facts).processing_peak
 
 
-def _finished(coaches: QuerySet[User], period: Period, status: str | None = None) -> QuerySet[CoachingSession]:
-    sessions = CoachingSession.objects.filter(
-        processing_finished_at__gte=period.start, processing_finished_at__lt=period.end
-    )
-    if status:
-        sessions = sessions.filter(status=status)
-    return scoped(sessions, "coach", coaches)
-
-
-def _finished_counts(coaches: QuerySet[User], period: Period) -> dict[str, int]:
-    """``failed`` and ``completed`` sessions whose processing ended in the period, in one query."""
-    return _finished(coaches, period).aggregate(
-        failed=Count("id", filter=Q(status=CoachingSession.Status.FAILED)),
-        completed=Count("id", filter=Q(status=CoachingSession.Status.COMPLETED)),
-    )
-
-
-def failed_transcriptions(coaches: QuerySet[User], period: Period) -> int:
+def failed_transcriptions(coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None) -> int:
     """Sessions now ``failed`` whose processing ended (i.e. failed) in the period."""
-    return _finished_counts(coaches, period)["failed"]
+    return _facts(coaches, period, now, facts).failed
 
 
-def completed_transcriptions(coaches: QuerySet[User], period: Period) -> int:
+def completed_transcriptions(
+    coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None
+) -> int:
     """Sessions now ``completed`` whose processing ended in the period."""
-    return _finished_counts(coaches, period)["completed"]
+    return _facts(coaches, period, now, facts).completed
 
 
 def failure_rate(failed: int, completed: int) -> Decimal | None:
@@ -190,20 +218,36 @@ def failure_rate(failed: int, completed: int) -> Decimal | None:
     return (Decimal(failed) / Decimal(failed + completed)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
+def failure_rate_of(coaches: QuerySet[User], period: Period, *, now=None, facts: UsageFacts | None = None):
+    """``failure_rate`` of the period's failed and completed transcriptions."""
+    facts = _facts(coaches, period, now, facts)
+    return failure_rate(facts.failed, facts.completed)
+
+
+# The registry: each metric of a summary (and of the API) and the one function that computes it.
+METRIC_FUNCTIONS: dict[str, Callable[..., object]] = {
+    "minutes_used": minutes_used,
+    "sessions": sessions_count,
+    "transcriptions": transcriptions_count,
+    "exports_generated": exports_generated,
+    "exports_by_format": exports_by_format,
+    "storage_used_mb": storage_used_mb,
+    "api_calls_made": api_calls_made,
+    "concurrent_sessions_peak": concurrent_sessions_peak,
+    "failed_transcriptions": failed_transcriptions,
+    "completed_transcriptions": completed_transcriptions,
+    "failure_rate": failure_rate_of,
+    "provider_cost_usd": provider_cost_usd,
+}
+
+
 def sessions_by_status(coaches: QuerySet[User], period: Period) -> dict[str, int]:
     """Sessions created in the period by their status now (soft-deleted ones included); every status, 0 if none."""
-    counts = {status: 0 for status in CoachingSession.Status.values}
-    rows = (
-        scoped(
-            CoachingSession.objects.filter(created_at__gte=period.start, created_at__lt=period.end), "coach", coaches
-        )
-        .values("status")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for row in rows:
-        counts[row["status"]] = row["n"]
-    return counts
+    scope = rollups.scope_of(coaches)
+    if scope is None:
+        return usage_raw.sessions_by_status(coaches, period)
+    got = rollups.additive(scope, period.start, period.end)
+    return {status: int(got[f"uploaded_{status}"]) for status in CoachingSession.Status.values}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,45 +311,16 @@ def usage_summary(coaches: QuerySet[User], period: Period, *, now: datetime.date
 def usage_summaries(
     coaches: QuerySet[User], periods: list[Period], *, now: datetime.datetime | None = None
 ) -> list[UsageSummary]:
-    """``usage_summary`` for several periods (e.g. this one and the previous), storage read in one scan."""
+    """``usage_summary`` for several periods (e.g. this one and the previous)."""
     now = _now(now)
-    storage = storage_bytes(coaches, [balance_cutoff(period.end, now) for period in periods])
-    return [_summary(coaches, period, now=now, storage=size) for period, size in zip(periods, storage, strict=True)]
+    return [_summary(coaches, period, now=now) for period in periods]
 
 
-def _summary(coaches: QuerySet[User], period: Period, *, now: datetime.datetime, storage: int) -> UsageSummary:
-    ledger = _ledger_totals(coaches, period)
-    finished = _finished_counts(coaches, period)
-    failed, completed = finished["failed"], finished["completed"]
-    by_format = exports_by_format(coaches, period)
-    return UsageSummary(
-        period=period,
-        data_through=now,
-        minutes_used=Decimal(ledger["minutes"]).quantize(TWO_DP),
-        sessions=ledger["sessions"],
-        transcriptions=ledger["transcriptions"],
-        exports_generated=sum(by_format.values()),
-        exports_by_format=by_format,
-        storage_used_mb=as_mb(storage),
-        api_calls_made=api_calls_made(coaches, period),
-        concurrent_sessions_peak=concurrent_sessions_peak(coaches, period, now=now),
-        failed_transcriptions=failed,
-        completed_transcriptions=completed,
-        failure_rate=failure_rate(failed, completed),
-        provider_cost_usd=Decimal(ledger["cost"]).quantize(Decimal("0.0001")),
-    )
-
-
-def _bucket_label(value, granularity: str) -> str:
-    if isinstance(value, datetime.datetime):
-        value = value.date()
-    return value.isoformat() if granularity == "day" else value.strftime("%Y-%m")
-
-
-def _grouped(qs: QuerySet, field: str, period: Period, granularity: str, **aggregates) -> dict[str, dict]:
-    trunc = TruncDate(field, tzinfo=period.tz) if granularity == "day" else TruncMonth(field, tzinfo=period.tz)
-    rows = qs.annotate(bucket=trunc).values("bucket").annotate(**aggregates).order_by()
-    return {_bucket_label(row.pop("bucket"), granularity): row for row in rows}
+def _summary(coaches: QuerySet[User], period: Period, *, now: datetime.datetime) -> UsageSummary:
+    """Every metric by its registered function, over one read of the facts."""
+    facts = usage_facts(coaches, period, now=now)
+    values = {name: fn(coaches, period, now=now, facts=facts) for name, fn in METRIC_FUNCTIONS.items()}
+    return UsageSummary(period=period, data_through=now, **values)
 
 
 def usage_series(
@@ -323,34 +338,6 @@ def usage_series(
     bucket depends on it.
     """
     granularity = granularity or period.granularity
-    ledger = _grouped(
-        _ledger(coaches, period),
-        "created_at",
-        period,
-        granularity,
-        minutes=Sum("minutes", filter=MINUTES_FILTER),
-        sessions=Count("id", filter=SESSIONS_FILTER),
-        transcriptions=Count("id", filter=TRANSCRIPTIONS_FILTER),
-    )
-    failed = _grouped(
-        _finished(coaches, period, CoachingSession.Status.FAILED),
-        "processing_finished_at",
-        period,
-        granularity,
-        n=Count("id"),
-    )
-    exports = _grouped(_exports(coaches, period), "created_at", period, granularity, n=Count("id"))
-    series = []
-    for bucket in period.buckets(granularity):
-        row = ledger.get(bucket.label, {})
-        series.append(
-            {
-                "label": bucket.label,
-                "minutes": float(Decimal(row.get("minutes") or 0).quantize(TWO_DP)),
-                "sessions": row.get("sessions", 0),
-                "transcriptions": row.get("transcriptions", 0),
-                "failed": failed.get(bucket.label, {}).get("n", 0),
-                "exports": exports.get(bucket.label, {}).get("n", 0),
-            }
-        )
-    return series
+    scope = rollups.scope_of(coaches)
+    series = rollups.series(scope, period, granularity) if scope is not None else None
+    return series if series is not None else usage_raw.series(coaches, period, granularity)

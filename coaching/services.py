@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from . import live
+from . import live, rollups
 from .models import Client, CoachingSession, MonthlyUsage, MonthlyUsageArchive, UsageLog, User, minutes_from_seconds
 from .models.usage import month_start
 
@@ -87,6 +87,7 @@ def session_create(
             status=CoachingSession.Status.PENDING,
             created_at=at,
         )
+        rollups.session_changed(session, None, coach)
     return session
 
 
@@ -107,6 +108,7 @@ def session_processing_start(session: CoachingSession, *, at: datetime.datetime 
     Status = CoachingSession.Status
     with transaction.atomic():
         _session_locked(session)
+        before = rollups.SessionState.stored(session.pk)
         if session.deleted_at is not None:
             raise SessionStateError(f"Session {session.pk} was deleted: its audio is gone.")
         if session.status not in (Status.UPLOADING, Status.PENDING):
@@ -116,6 +118,7 @@ def session_processing_start(session: CoachingSession, *, at: datetime.datetime 
         session.processing_finished_at = None
         session.error_message = ""
         session.save(update_fields=["status", "processing_started_at", "processing_finished_at", "error_message"])
+        rollups.session_changed(session, before)
 
 
 def session_processing_finish(
@@ -139,6 +142,7 @@ def session_processing_finish(
     at = at or timezone.now()
     with transaction.atomic():
         _session_locked(session)
+        before = rollups.SessionState.stored(session.pk)
         if session.status != CoachingSession.Status.PROCESSING or session.processing_started_at is None:
             raise SessionStateError(
                 f"Session {session.pk} is {session.status}: a session must be processing before it can finish."
@@ -153,6 +157,7 @@ def session_processing_finish(
         session.save(
             update_fields=["status", "error_message", "processing_finished_at", "provider_cost_usd", "duration_seconds"]
         )
+        rollups.session_changed(session, before)
         if error:
             return None
         return usage_record(session.coach, session=session, kind=kind, seconds=session.duration_seconds, at=at)
@@ -196,6 +201,7 @@ def usage_record(
     with transaction.atomic():
         log = usage_log_build(user, session=session, kind=kind, seconds=seconds, at=at)
         log.save()
+        rollups.usage_logged(log, user)
         monthly_usage_add(
             user,
             minutes=log.minutes if counts else Decimal("0"),
@@ -211,9 +217,11 @@ def session_soft_delete(session: CoachingSession, *, at: datetime.datetime | Non
     """Delete a session's audio from storage; its usage stays in the ledger. Not while it is processing."""
     with transaction.atomic():
         _session_locked(session)
+        before = rollups.SessionState.stored(session.pk)
         if session.deleted_at is not None:
             raise SessionStateError(f"Session {session.pk} was already deleted.")
         if session.status == CoachingSession.Status.PROCESSING:
             raise SessionStateError(f"Session {session.pk} is processing: report it finished or failed first.")
         session.deleted_at = at or timezone.now()
         session.save(update_fields=["deleted_at"])
+        rollups.session_changed(session, before)

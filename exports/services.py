@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from analytics.periods import FIRST_DATE, Period, PeriodError, local_midnight, parse_period
+from coaching import rollups
 from coaching.models import ExportRecord, Plan, User
 
 from .registry import FORMATS, REGISTRY, ExportJob, formats_allowed
@@ -254,9 +255,11 @@ def export_finish(record_id: int, *, rows: int, size: int, error: str = "") -> N
     for pause in (*FINISH_RETRY_PAUSES, None):
         try:
             with transaction.atomic():
+                before = rollups.ExportState.stored(record_id)
                 ExportRecord.objects.filter(pk=record_id).update(
                     status=status, rows=rows, bytes=size, error=error, finished_at=timezone.now()
                 )
+                rollups.export_changed(ExportRecord.objects.select_related("subject").get(pk=record_id), before)
             break
         except (OperationalError, InterfaceError):
             conn = connections[ExportRecord.objects.db]

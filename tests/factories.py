@@ -6,6 +6,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
+from coaching import rollups
 from coaching.models import (
     ApiUsage,
     Client,
@@ -59,6 +60,12 @@ class CoachingSessionFactory(factory.django.DjangoModelFactory):
         lambda o: o.processing_started_at + datetime.timedelta(minutes=10) if o.processing_started_at else None
     )
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        session = super()._create(model_class, *args, **kwargs)
+        rollups.session_changed(session, None)  # the usage roll-ups count it, as the services do
+        return session
+
 
 class UsageLogFactory(factory.django.DjangoModelFactory):
     class Meta:
@@ -74,6 +81,12 @@ class UsageLogFactory(factory.django.DjangoModelFactory):
     billable = True
     plan_code = "pro"
     created_at = factory.LazyFunction(timezone.now)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        log = super()._create(model_class, *args, **kwargs)
+        rollups.usage_logged(log, log.user)  # the usage roll-ups count it, as the services do
+        return log
 
 
 class MonthlyUsageFactory(factory.django.DjangoModelFactory):
@@ -124,6 +137,12 @@ class ExportRecordFactory(factory.django.DjangoModelFactory):
     status = ExportRecord.Status.SUCCEEDED
     rows = 10
     bytes = 2048
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        record = super()._create(model_class, *args, **kwargs)
+        rollups.export_changed(record, None)  # the usage roll-ups count it, as the services do
+        return record
 
 
 class ApiUsageFactory(factory.django.DjangoModelFactory):

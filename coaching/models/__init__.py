@@ -4,6 +4,7 @@ from .billing import Payment, Subscription, SubscriptionEvent
 from .bulk import BulkOperation, BulkOperationResult
 from .exports import ExportRecord
 from .plans import Plan
+from .rollups import CoachUsageDay, PlatformUsageBucket
 from .sessions import Client, CoachingSession
 from .usage import ApiUsage, MonthlyUsage, MonthlyUsageArchive, UsageLog, minutes_from_seconds
 from .users import User
@@ -13,12 +14,14 @@ __all__ = [
     "BulkOperation",
     "BulkOperationResult",
     "Client",
+    "CoachUsageDay",
     "CoachingSession",
     "ExportRecord",
     "MonthlyUsage",
     "MonthlyUsageArchive",
     "Payment",
     "Plan",
+    "PlatformUsageBucket",
     "Subscription",
     "SubscriptionEvent",
     "UsageLog",

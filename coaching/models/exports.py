@@ -37,7 +37,16 @@ class ExportRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["subject", "created_at"]), models.Index(fields=["created_at"])]
+        indexes = [
+            models.Index(fields=["subject", "created_at"]),
+            models.Index(fields=["created_at"]),
+            # Usage roll-ups: kept files deleted in a range of days.
+            models.Index(
+                fields=["file_deleted_at"],
+                condition=models.Q(file_deleted_at__isnull=False),
+                name="export_file_deleted_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.format} export of {self.subject_id} ({self.status})"

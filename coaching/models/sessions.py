@@ -85,6 +85,10 @@ class CoachingSession(models.Model):
             # sweep by finish time, sessions by status by upload time (benchmarks/usage_analytics.py).
             models.Index(fields=["processing_finished_at", "status"], name="session_finished_status_idx"),
             models.Index(fields=["created_at", "status"], name="session_created_status_idx"),
+            # Usage roll-ups: audio deleted in a range of days (rebuild, partial-day balances).
+            models.Index(
+                fields=["deleted_at"], condition=models.Q(deleted_at__isnull=False), name="session_deleted_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(audio_size_bytes__gte=0), name="session_audio_size_non_negative"),

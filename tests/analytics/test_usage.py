@@ -22,6 +22,7 @@ from analytics.usage import (
     usage_summary,
 )
 from coaching.models import CoachingSession, User
+from coaching.services import session_soft_delete
 from tests.factories import ApiUsageFactory, CoachingSessionFactory, ExportRecordFactory, UsageLogFactory
 
 TAIPEI = zoneinfo.ZoneInfo("Asia/Taipei")
@@ -107,18 +108,16 @@ def test_storage_is_a_balance_at_the_period_end(coach, other_coach):
     # March's end: the two sessions uploaded in March, neither deleted yet.
     assert storage_used_mb(only(coach), MARCH, now=NOW) == Decimal("3.0")
     # Deleting the kept session today lowers the balance of a period that ends after today only.
-    kept.deleted_at = utc(4, 20)
-    kept.save()
+    session_soft_delete(kept, at=utc(4, 20))
     assert storage_used_mb(only(coach), APRIL, now=NOW) == Decimal("3.5")
     assert storage_used_mb(only(coach), MARCH, now=NOW) == Decimal("3.0")
 
 
-def test_storage_rounds_to_one_decimal_half_up(coach):
-    first = session(coach, audio_size_bytes=1_101_004, created_at=utc(4, 2))  # 1.0499992 MiB
+def test_storage_rounds_to_one_decimal_half_up(coach, other_coach):
+    session(coach, audio_size_bytes=1_101_004, created_at=utc(4, 2))  # 1.0499992 MiB
     assert storage_used_mb(only(coach), APRIL, now=NOW) == Decimal("1.0")
-    first.audio_size_bytes = 1_101_005  # 1.0500002 MiB
-    first.save()
-    assert storage_used_mb(only(coach), APRIL, now=NOW) == Decimal("1.1")
+    session(other_coach, audio_size_bytes=1_101_005, created_at=utc(4, 2))  # 1.0500002 MiB
+    assert storage_used_mb(only(other_coach), APRIL, now=NOW) == Decimal("1.1")
 
 
 def test_storage_of_a_period_still_running_is_the_balance_now(coach):

@@ -4,9 +4,10 @@ from decimal import Decimal
 
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, transaction
 from tqdm import tqdm
 
+from coaching import rollups_build
 from coaching.billing_services import customer_history_derive, subscriptions_bulk_create
 from coaching.demo import DEMO_MARKER_EMAIL, DEMO_PASSWORDS, counters_from_ledger, demo_world
 from coaching.models import CoachingSession, Payment, Plan, Subscription, UsageLog, User, minutes_from_seconds
@@ -38,6 +39,7 @@ class Command(BaseCommand):
         else:
             builder = demo_world(seed=opts["seed"])
             builder.write()
+            rollups_build.rebuild()  # the demo writes its rows in bulk: count them into the roll-ups
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Demo world: {len(builder.users)} users, {len(builder.sessions)} sessions, "
@@ -50,21 +52,28 @@ class Command(BaseCommand):
         for email, password in DEMO_PASSWORDS.items():
             self.stdout.write(f"  {email} / {password}")
 
-    def bar(self, total: int, label: str):
-        return tqdm(total=total, desc=label, unit="rows", disable=self.quiet, mininterval=1)
+    def bar(self, total: int, label: str, unit: str = "rows"):
+        return tqdm(total=total, desc=label, unit=unit, disable=self.quiet, mininterval=1)
 
     def crowd(self, users: int, usage_logs: int, payments: int, *, seed: int) -> None:
-        """Bulk-insert a crowd of coaches for benchmarks, in chunks, streaming (memory stays flat)."""
+        """Bulk-insert a crowd of coaches for benchmarks, step by step, streaming (memory stays flat)."""
         rng = random.Random(seed + 1)
         now = datetime.datetime.now(datetime.UTC)
+        coaches = self.crowd_coaches(users, rng=rng, now=now)
+        self.crowd_sessions_and_logs(coaches, usage_logs, rng=rng, now=now)
+        self.crowd_payments([pk for pk, _ in coaches], payments, rng=rng, now=now)
+        self.crowd_counters([pk for pk, _ in coaches], now=now)
+        self.crowd_rollups(usage_logs, now=now)
+        self.stdout.write(self.style.SUCCESS(f"Crowd: {users} coaches, {usage_logs} usage logs, {payments} payments."))
+
+    def crowd_coaches(self, users: int, *, rng: random.Random, now: datetime.datetime) -> list[tuple]:
+        """Step 1: the coaches (``bench…@example.com``), four in five in Taipei; returns ``(id, plan)`` pairs."""
         start_index = User.objects.filter(email__startswith="bench").count()
         password = make_password("demo-user-password")
         plans = list(Plan.objects.values_list("code", flat=True))
-        prices = {p.code: p.price_monthly for p in Plan.objects.all()}
-        chunk = 5000
-        ids: list = []
-        with self.bar(users, "users") as bar:
-            for first in range(0, users, chunk):
+        coaches: list[tuple] = []
+        with self.bar(users, "coaches") as bar:
+            for first in range(0, users, CHUNK):
                 rows = [
                     User(
                         email=f"bench{start_index + i:07d}@example.com",
@@ -75,53 +84,57 @@ class Command(BaseCommand):
                         country="TW" if i % 5 else "HK",
                         timezone="Asia/Taipei" if i % 5 else "Asia/Hong_Kong",
                     )
-                    for i in range(first, min(users, first + chunk))
+                    for i in range(first, min(users, first + CHUNK))
                 ]
-                User.objects.bulk_create(rows, batch_size=chunk)
-                ids.extend(u.pk for u in rows)
+                User.objects.bulk_create(rows, batch_size=CHUNK)
+                coaches.extend((u.pk, u.plan_id) for u in rows)
                 bar.update(len(rows))
-        with self.bar(usage_logs, "sessions + usage logs") as bar:
-            for first in range(0, usage_logs, chunk):
-                n = min(chunk, usage_logs - first)
+        return coaches
+
+    def crowd_sessions_and_logs(self, coaches: list[tuple], count: int, *, rng, now) -> None:
+        """Step 2: ``count`` sessions over the last year, in time order as a live system appends them, each
+        with its ledger row (3 % failed with a free retry; 5 % of audio deleted 20 days later).
+
+        PostgreSQL gets them by ``COPY`` (session ids reserved from the sequence first, so the ledger
+        rows can point at them; as a superuser without a foreign-key check per row); other databases
+        by ``bulk_create``.
+        """
+        copy = connection.vendor == "postgresql"
+        first_id = self.reserve_session_ids(count) if copy else None
+        unchecked = copy and is_superuser()
+        year = datetime.timedelta(days=365)
+        with self.bar(count, "sessions + usage logs") as bar:
+            for first in range(0, count, CHUNK):
+                n = min(CHUNK, count - first)
+                # This chunk's slice of the year, its instants sorted: the whole crowd is in time order.
+                begin = now - year + year * first / count
+                width = (year * n / count).total_seconds()
+                instants = sorted(begin + datetime.timedelta(seconds=rng.random() * width) for _ in range(n))
+                rows = [crowd_row(rng, coaches, at, now) for at in instants]
                 with transaction.atomic():
-                    sessions = []
-                    for _ in range(n):
-                        at = now - datetime.timedelta(seconds=rng.randint(3600, 365 * 86400))
-                        seconds = rng.randint(600, 5400)
-                        sessions.append(
-                            CoachingSession(
-                                coach_id=rng.choice(ids),
-                                title="Benchmark session",
-                                session_date=at.date(),
-                                audio_size_bytes=seconds * 16000,
-                                duration_seconds=seconds,
-                                status="completed",
-                                processing_started_at=at,
-                                processing_finished_at=at + datetime.timedelta(seconds=seconds // 5),
-                                provider_cost_usd=Decimal("0.5000"),
-                                created_at=at,
-                            )
-                        )
-                    CoachingSession.objects.bulk_create(sessions, batch_size=chunk)
-                    UsageLog.objects.bulk_create(
-                        [
-                            UsageLog(
-                                user_id=s.coach_id,
-                                session=s,
-                                kind="original",
-                                seconds=s.duration_seconds,
-                                minutes=minutes_from_seconds(s.duration_seconds),
-                                provider="google",
-                                provider_cost_usd=s.provider_cost_usd,
-                                billable=True,
-                                plan_code="pro",
-                                created_at=s.processing_finished_at,
-                            )
-                            for s in sessions
-                        ],
-                        batch_size=chunk,
-                    )
+                    if copy:
+                        if unchecked:
+                            skip_row_triggers()
+                        copy_rows(rows, first_id + first)
+                    else:
+                        create_rows(rows)
                 bar.update(n)
+
+    @staticmethod
+    def reserve_session_ids(count: int) -> int:
+        """Take ``count`` consecutive ids from the sessions' sequence; returns the first."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence('coaching_coachingsession', 'id')")
+            sequence = cursor.fetchone()[0]
+            cursor.execute("SELECT nextval(%s)", [sequence])
+            first = cursor.fetchone()[0]
+            cursor.execute("SELECT setval(%s, %s)", [sequence, first + max(count, 1) - 1])
+        return first
+
+    def crowd_payments(self, ids: list, payments: int, *, rng: random.Random, now: datetime.datetime) -> None:
+        """Step 3: subscriptions, each with a payment (3 % partly refunded)."""
+        chunk = CHUNK
+        prices = {p.code: p.price_monthly for p in Plan.objects.all()}
         with self.bar(payments, "subscriptions + payments") as bar:
             ref = Payment.objects.count()
             for first in range(0, payments, chunk):
@@ -167,5 +180,134 @@ class Command(BaseCommand):
                     Payment.objects.bulk_create(rows, batch_size=chunk)
                 bar.update(n)
         customer_history_derive(ids)
+
+    def crowd_counters(self, ids: list, *, now: datetime.datetime) -> None:
+        """Step 4: each coach's month counters, from the ledger just written."""
         counters_from_ledger(User.objects.filter(pk__in=ids), now=now)
-        self.stdout.write(self.style.SUCCESS(f"Crowd: {users} coaches, {usage_logs} usage logs, {payments} payments."))
+
+    def crowd_rollups(self, usage_logs: int, *, now: datetime.datetime) -> None:
+        """Step 5: the usage roll-ups of the crowd's year (the bulk rows bypassed the services' hooks)."""
+        if not usage_logs:
+            return
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                for table in ("coaching_user", "coaching_coachingsession", "coaching_usagelog"):
+                    cursor.execute(f"ANALYZE {table}")
+        first = (now - datetime.timedelta(days=366)).date()
+        last = now.date() + datetime.timedelta(days=1)
+        with self.bar((last - first).days + 1, "roll-ups", unit="days") as bar:
+            rollups_build.rebuild(first, last, chunk_days=31, progress=bar.update)
+
+
+CHUNK = 5000
+SESSION_COLUMNS = (
+    "id", "coach_id", "title", "session_date", "audio_filename", "audio_size_bytes", "duration_seconds", "language",
+    "stt_provider", "provider_cost_usd", "status", "processing_started_at", "processing_finished_at",
+    "error_message", "fee_currency", "created_at", "deleted_at",
+)
+LOG_COLUMNS = (
+    "user_id", "session_id", "kind", "seconds", "minutes", "provider", "provider_cost_usd", "billable", "plan_code",
+    "created_at",
+)
+
+
+def crowd_row(rng: random.Random, coaches: list[tuple], at: datetime.datetime, now: datetime.datetime) -> tuple:
+    """One session and its ledger row: ``(coach, plan, at, seconds, failed, finished, deleted)``."""
+    coach, plan = coaches[rng.randrange(len(coaches))]
+    seconds = rng.randint(600, 5400)
+    failed = rng.random() < 0.03
+    finished = at + datetime.timedelta(seconds=seconds // 5)
+    deleted = at + datetime.timedelta(days=20) if rng.random() < 0.05 else None
+    return coach, plan, at, seconds, failed, finished, deleted if deleted and deleted < now else None
+
+
+def _session_values(row: tuple) -> dict:
+    coach, plan, at, seconds, failed, finished, deleted = row
+    return {
+        "coach_id": coach,
+        "title": "Benchmark session",
+        "session_date": at.date(),
+        "audio_filename": "bench.m4a",
+        "audio_size_bytes": seconds * 16000,
+        "duration_seconds": seconds,
+        "language": "cmn-Hant-TW",
+        "stt_provider": "google",
+        "provider_cost_usd": Decimal("0.5000"),
+        "status": "failed" if failed else "completed",
+        "processing_started_at": at,
+        "processing_finished_at": finished,
+        "error_message": "Provider timeout" if failed else "",
+        "fee_currency": "",
+        "created_at": at,
+        "deleted_at": deleted,
+    }
+
+
+def _log_values(row: tuple) -> dict:
+    coach, plan, at, seconds, failed, finished, deleted = row
+    return {
+        "user_id": coach,
+        "kind": "retry_failed" if failed else "original",
+        "seconds": seconds,
+        "minutes": minutes_from_seconds(seconds),
+        "provider": "google",
+        "provider_cost_usd": Decimal("0.5000"),
+        "billable": not failed,
+        "plan_code": plan,
+        "created_at": finished,
+    }
+
+
+def create_rows(rows: list[tuple]) -> None:
+    sessions = [CoachingSession(**_session_values(row)) for row in rows]
+    CoachingSession.objects.bulk_create(sessions, batch_size=CHUNK)
+    UsageLog.objects.bulk_create(
+        [UsageLog(session=s, **_log_values(row)) for s, row in zip(sessions, rows, strict=True)], batch_size=CHUNK
+    )
+
+
+def is_superuser() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        return bool(cursor.fetchone()[0])
+
+
+def skip_row_triggers() -> None:
+    """For this transaction, skip the foreign-key check of every copied row (the seeder writes ids it
+    just created or reserved): ``session_replication_role = replica``, which needs a superuser."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+
+
+# Two-decimal minutes of every duration the crowd uses (600-5400 s), formatted once.
+COPY_MINUTES = {seconds: str(minutes_from_seconds(seconds)) for seconds in range(600, 5401)}
+
+
+def copy_rows(rows: list[tuple], first_id: int) -> None:
+    """``COPY`` the chunk's sessions (ids from ``first_id``) and their ledger rows, as text lines.
+
+    Formatted by hand, column by column (``SESSION_COLUMNS``, ``LOG_COLUMNS``): at 10M rows the
+    per-field dispatch of a generic writer costs more than the database's work.
+    """
+    sessions, logs = [], []
+    for offset, (coach, plan, at, seconds, failed, finished, deleted) in enumerate(rows):
+        sid = first_id + offset
+        started, ended = at.isoformat(), finished.isoformat()
+        gone = deleted.isoformat() if deleted else "\\N"
+        status, error, kind, billable = (
+            ("failed", "Provider timeout", "retry_failed", "f") if failed else ("completed", "", "original", "t")
+        )
+        sessions.append(
+            f"{sid}\t{coach}\tBenchmark session\t{at.date().isoformat()}\tbench.m4a\t{seconds * 16000}\t{seconds}"
+            f"\tcmn-Hant-TW\tgoogle\t0.5000\t{status}\t{started}\t{ended}\t{error}\t\t{started}\t{gone}"
+        )
+        logs.append(
+            f"{coach}\t{sid}\t{kind}\t{seconds}\t{COPY_MINUTES[seconds]}\tgoogle\t0.5000\t{billable}\t{plan}\t{ended}"
+        )
+    with connection.cursor() as cursor:
+        for table, columns, lines in (
+            ("coaching_coachingsession", SESSION_COLUMNS, sessions),
+            ("coaching_usagelog", LOG_COLUMNS, logs),
+        ):
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                copy.write("\n".join(lines) + "\n")
