@@ -103,7 +103,8 @@ def _session_locked(session: CoachingSession) -> None:
 def session_processing_start(session: CoachingSession, *, at: datetime.datetime | None = None) -> None:
     """Record when transcription started, so overlapping processing can be measured.
 
-    Only an uploaded session (``uploading`` or ``pending``), not deleted, can start.
+    An uploaded session (``uploading`` or ``pending``) starts; a ``failed`` one may start again (the free
+    retry, finished with ``kind="retry_failed"``). A deleted session cannot.
     """
     Status = CoachingSession.Status
     with transaction.atomic():
@@ -111,8 +112,10 @@ def session_processing_start(session: CoachingSession, *, at: datetime.datetime 
         before = rollups.SessionState.stored(session.pk)
         if session.deleted_at is not None:
             raise SessionStateError(f"Session {session.pk} was deleted: its audio is gone.")
-        if session.status not in (Status.UPLOADING, Status.PENDING):
-            raise SessionStateError(f"Session {session.pk} is {session.status}: only an uploaded session can start.")
+        if session.status not in (Status.UPLOADING, Status.PENDING, Status.FAILED):
+            raise SessionStateError(
+                f"Session {session.pk} is {session.status}: only an uploaded or failed session can start."
+            )
         session.status = Status.PROCESSING
         session.processing_started_at = at or timezone.now()
         session.processing_finished_at = None
