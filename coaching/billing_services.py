@@ -244,10 +244,6 @@ def _locked(sub: Subscription) -> Subscription:
     return Subscription.objects.select_for_update().get(pk=sub.pk)
 
 
-def _price_of(plan: Plan, cycle: str) -> Decimal:
-    return plan.price_annual if cycle == Subscription.Cycle.ANNUAL else plan.price_monthly
-
-
 @transaction.atomic
 def subscription_start(
     user: User,
@@ -271,7 +267,7 @@ def subscription_start(
         status=status,
         started_at=at,
         current_period_end=current_period_end,
-        price=_price_of(plan, cycle) if price is None else price,
+        price=plan.price_for(cycle) if price is None else price,
         currency=currency or plan.currency,
     )
     _record(sub, Kind.STARTED, at, None)
@@ -293,7 +289,7 @@ def subscription_change_plan(
         raise SubscriptionError("This subscription has ended: reactivate it or start a new one.")
     before = _current(sub, paid_plan_codes())
     sub.plan, sub.billing_cycle = plan, cycle or sub.billing_cycle
-    sub.price = _price_of(plan, sub.billing_cycle) if price is None else price
+    sub.price = plan.price_for(sub.billing_cycle) if price is None else price
     _record(sub, Kind.PLAN_CHANGED, _now(at), before)
     return sub
 

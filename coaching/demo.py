@@ -226,7 +226,7 @@ class WorldBuilder:
         refund_one: bool = False,
     ) -> Subscription:
         plan_obj = self.plans[plan]
-        price = plan_obj.price_annual if cycle == "annual" else plan_obj.price_monthly
+        price = plan_obj.price_for(cycle)
         if status is None:
             status = "cancelled" if end else "active"
         sub = Subscription(

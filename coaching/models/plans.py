@@ -41,5 +41,9 @@ class Plan(models.Model):
     def is_paid(self) -> bool:
         return self.price_monthly > 0 or self.price_annual > 0
 
+    def price_for(self, cycle: str) -> Decimal:
+        """The list price of one billing period: the annual price for ``annual``, else the monthly one."""
+        return self.price_annual if cycle == "annual" else self.price_monthly
+
     def allows_format(self, fmt: str) -> bool:
         return fmt in self.export_formats
