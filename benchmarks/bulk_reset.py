@@ -8,7 +8,7 @@ Celery worker subprocess on that database and a queue of its own over Redis, the
                of N ids, validation included) → poll the operation until it has finished.
                Every user gets an archive, a zeroed counter, a result row and an admin-log entry;
                the run is checked afterwards (exact counts), not just timed.
-  undo         POST …/operations/<id>/undo right after (runs in the request), checked: all restored.
+  undo         POST …/operations/<id>/undo right after (202; the worker runs it), until reverted; checked: all restored.
   naive loop   the same work one user at a time with ``save()`` (select the counter, create the
                archive, zero and save the counter, create the result, log the admin entry, one
                transaction per user), measured in this run on ``--loop-users`` users and
@@ -197,17 +197,25 @@ def check(op_id: str, ids: list[str]) -> None:
 
 
 def undo_seconds(admin, op_id: str, size: int) -> float:
-    """POST …/undo (in the request, no worker) and check every counter came back."""
+    """POST …/undo (202: the worker runs it), wait until the operation reads reverted, check every counter came back."""
     from rest_framework.test import APIClient
+
+    from coaching.models import BulkOperation
 
     client = APIClient()
     client.force_authenticate(user=admin)
     started = time.perf_counter()
     response = client.post(f"/api/v1/admin/bulk/operations/{op_id}/undo")
+    if response.status_code != 202:
+        raise SystemExit(f"undo answered {response.status_code}: {response.content[:300]!r}")
+    while (op := BulkOperation.objects.defer("user_ids").get(pk=op_id)).status != "reverted":
+        if time.perf_counter() - started > 600 or op.summary.get("undo", {}).get("status") == "failed":
+            raise SystemExit(f"undo did not finish: {op.summary.get('undo')}")
+        time.sleep(0.05)
     took = time.perf_counter() - started
-    restored = response.json()["summary"]["undo"]["users_restored"] if response.status_code == 200 else None
-    if response.status_code != 200 or restored != size:
-        raise SystemExit(f"undo answered {response.status_code}, restored {restored} of {size}")
+    restored = op.summary["undo"]["users_restored"]
+    if restored != size:
+        raise SystemExit(f"undo restored {restored} of {size}")
     return took
 
 

@@ -2,7 +2,7 @@
 
 ``POST /api/v1/admin/bulk/reset-usage`` → 202 and the operation to poll;
 ``GET /api/v1/admin/bulk/operations/<id>`` → status, progress, totals and paginated results;
-``POST /api/v1/admin/bulk/operations/<id>/undo`` → the operation, reverted.
+``POST /api/v1/admin/bulk/operations/<id>/undo`` → 202, the undo queued as a task; poll until reverted.
 
 Re-sending a request: with the same ``Idempotency-Key`` header (same admin, same body) the
 first operation is returned (200) and nothing new runs; without a key a new operation is
@@ -316,7 +316,8 @@ class BulkOperationDetailApi(APIView):
 
 
 class BulkOperationUndoApi(APIView):
-    """Undo a finished usage reset from its archives. Undoing twice is refused (409)."""
+    """Undo a finished usage reset from its archives, in the background (as the admin's undo does):
+    202 and the operation to poll until it reads ``reverted``. Undoing twice is refused (409)."""
 
     permission_classes = [IsBulkOperator]
     throttle_classes = [ScopedRateThrottle]
@@ -326,7 +327,11 @@ class BulkOperationUndoApi(APIView):
         operation_id="bulk_operation_undo",
         request=None,
         responses={
-            200: OpenApiResponse(OperationSerializer, description="Reverted: summary.undo says how many users."),
+            202: OpenApiResponse(
+                OperationSerializer,
+                description="Queued (summary.undo.status): poll status_url until the status is reverted; "
+                "summary.undo then says how many users were restored.",
+            ),
             400: OpenApiResponse(ErrorSerializer, description="A NUL character in the URL (coaching.nul_bytes)."),
             403: OpenApiResponse(ErrorSerializer, description="Not an admin."),
             404: OpenApiResponse(ErrorSerializer, description="No such operation."),
@@ -337,7 +342,7 @@ class BulkOperationUndoApi(APIView):
     def post(self, request: Request, operation_id) -> Response:
         op = _operation_or_404(BulkOperation.objects.defer("user_ids"), operation_id)
         try:
-            op = bulk.operation_undo(op, by=request.user)
+            op = bulk.undo_request(op, by=request.user)
         except bulk.BulkStateError as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
-        return Response(_operation_data(request, op))
+        return Response(_operation_data(request, op), status=status.HTTP_202_ACCEPTED)
