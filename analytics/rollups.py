@@ -368,7 +368,9 @@ def series(scope: Scope, period: Period, granularity: str) -> list[dict] | None:
         trunc = TruncDate if granularity == "day" else TruncMonth
         sums = {name: Sum(name) for name in fields}
         whole = PlatformUsageBucket.objects.filter(
-            grain=GRAIN.DAY, start__gte=period.start, start__lte=period.end - DAY
+            # In UTC before subtracting: an aware local end minus a day is wall-clock arithmetic, an hour
+            # off across a DST change (London's 25-hour 25 October would lose its day row).
+            grain=GRAIN.DAY, start__gte=period.start, start__lte=period.end.astimezone(UTC) - DAY
         ).exclude(day__in=sorted(edge_days))
         cut = PlatformUsageBucket.objects.filter(
             grain=GRAIN.QUARTER, day__in=sorted(edge_days), start__gte=period.start, start__lt=period.end
@@ -416,5 +418,5 @@ def _series_row(label: str, sums: dict) -> dict:
 
 
 def _utc_days(a: datetime.datetime, b: datetime.datetime) -> list[datetime.date]:
-    first, last = a.astimezone(UTC).date(), (b - datetime.timedelta(microseconds=1)).astimezone(UTC).date()
+    first, last = a.astimezone(UTC).date(), (b.astimezone(UTC) - datetime.timedelta(microseconds=1)).date()
     return [first + datetime.timedelta(days=i) for i in range((last - first).days + 1)]

@@ -22,6 +22,7 @@ from django.db import connection
 
 from .models import CoachingSession, CoachUsageDay, ExportRecord, PlatformUsageBucket, UsageLog, User
 from .models.rollups import STATUS_FIELDS
+from .timezones import local_midnight
 
 UTC = datetime.UTC
 QUARTER = datetime.timedelta(minutes=15)
@@ -39,10 +40,6 @@ def quarter_floor(at: datetime.datetime) -> datetime.datetime:
 
 def day_floor(at: datetime.datetime) -> datetime.datetime:
     return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def local_midnight(day: datetime.date, tz: zoneinfo.ZoneInfo) -> datetime.datetime:
-    return datetime.datetime.combine(day, datetime.time.min, tzinfo=tz)
 
 
 # --- What each record adds, and where -------------------------------------------------------

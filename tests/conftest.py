@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import hypothesis
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -20,6 +21,12 @@ from rest_framework.test import APIClient
 
 from coaching import celery_app
 from tests.factories import UserFactory
+
+# CI (CI=true) runs the property tests on a fixed seed, so a landing never hangs on a new random draw;
+# local runs draw fresh examples each time and keep what failed in .hypothesis/.
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "output"

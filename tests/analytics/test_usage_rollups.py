@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
@@ -129,6 +129,18 @@ class RollupsAgreeWithRawRows(TestCase):
         viewer=st.sampled_from(ZONES),
         span=st.tuples(st.integers(-3, 2), st.integers(0, 40)),
         now_offset=st.sampled_from([datetime.timedelta(hours=h) for h in (-6, 2, 30, 24 * 60)]),
+    )
+    # Found by this test: London's 25-hour 25 October lost its day row (local end minus a day, wall-clock).
+    @example(
+        anchor=datetime.datetime(2026, 10, 25, 1, 0, tzinfo=UTC),
+        zones=["Asia/Taipei", "UTC", "Europe/London"],
+        history=[
+            ("log", 1, datetime.timedelta(seconds=8700), 170, "deleted", 4),
+            ("export", 2, datetime.timedelta(seconds=4740), 238, "pending", 1),
+        ],
+        viewer="Europe/London",
+        span=(1, 11),
+        now_offset=datetime.timedelta(hours=30),
     )
     def test_every_metric_from_rollups_equals_the_raw_rows(self, anchor, zones, history, viewer, span, now_offset):
         coaches = [UserFactory(timezone=zone) for zone in zones]
