@@ -241,6 +241,7 @@ METRIC_FUNCTIONS: dict[str, Callable[..., object]] = {
 }
 
 
+
 def sessions_by_status(coaches: QuerySet[User], period: Period) -> dict[str, int]:
     """Sessions created in the period by their status now (soft-deleted ones included); every status, 0 if none."""
     scope = rollups.scope_of(coaches)
@@ -248,6 +249,32 @@ def sessions_by_status(coaches: QuerySet[User], period: Period) -> dict[str, int
         return usage_raw.sessions_by_status(coaches, period)
     got = rollups.additive(scope, period.start, period.end)
     return {status: int(got[f"uploaded_{status}"]) for status in CoachingSession.Status.values}
+
+
+# How each metric is served (the API's field type and its JSON form), in the API's order. A new metric
+# is its function and METRIC_FUNCTIONS entry, its lines here and in DEFINITIONS, and its field on
+# UsageSummary: this module only (the API's serializer is built from METRIC_KINDS).
+METRIC_KINDS: dict[str, str] = {
+    "minutes_used": "number",
+    "sessions": "count",
+    "transcriptions": "count",
+    "exports_generated": "count",
+    "exports_by_format": "counts_by_format",
+    "storage_used_mb": "number",
+    "api_calls_made": "count",
+    "concurrent_sessions_peak": "count",
+    "failed_transcriptions": "count",
+    "completed_transcriptions": "count",
+    "failure_rate": "rate",
+    "provider_cost_usd": "money",
+}
+JSON_OF_KIND: dict[str, Callable[[object], object]] = {
+    "count": int,
+    "number": float,
+    "rate": lambda value: None if value is None else float(value),
+    "money": str,
+    "counts_by_format": dict,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,37 +296,16 @@ class UsageSummary:
     failure_rate: Decimal | None
     provider_cost_usd: Decimal
 
-    METRICS = (
-        "minutes_used",
-        "sessions",
-        "transcriptions",
-        "exports_generated",
-        "storage_used_mb",
-        "api_calls_made",
-        "concurrent_sessions_peak",
-        "failed_transcriptions",
-        "completed_transcriptions",
-        "failure_rate",
-        "provider_cost_usd",
-    )
+    # The numeric metrics (compared with the previous period): every registered one but the per-format counts.
+    METRICS = tuple(name for name, kind in METRIC_KINDS.items() if kind != "counts_by_format")
 
     def as_dict(self) -> dict:
-        """JSON-ready: counts as ints, minutes/MB/rate as numbers, money (USD) as a decimal string."""
+        """JSON-ready, each metric by its kind (``METRIC_KINDS``): counts as ints, minutes/MB/rate as
+        numbers, money (USD) as a decimal string, per-format counts as a dict."""
         return {
             "period": self.period.as_dict(),
             "data_through": self.data_through.isoformat(),
-            "minutes_used": float(self.minutes_used),
-            "sessions": self.sessions,
-            "transcriptions": self.transcriptions,
-            "exports_generated": self.exports_generated,
-            "exports_by_format": dict(self.exports_by_format),
-            "storage_used_mb": float(self.storage_used_mb),
-            "api_calls_made": self.api_calls_made,
-            "concurrent_sessions_peak": self.concurrent_sessions_peak,
-            "failed_transcriptions": self.failed_transcriptions,
-            "completed_transcriptions": self.completed_transcriptions,
-            "failure_rate": None if self.failure_rate is None else float(self.failure_rate),
-            "provider_cost_usd": str(self.provider_cost_usd),
+            **{name: JSON_OF_KIND[kind](getattr(self, name)) for name, kind in METRIC_KINDS.items()},
         }
 
 

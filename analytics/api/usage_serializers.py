@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from analytics.usage import UsageSummary
+from analytics.usage import DEFINITIONS, METRIC_KINDS, UsageSummary
 from coaching.models import CoachingSession, ExportRecord
 
 # Metrics compared with the previous period in "changes" (all numeric metrics of a summary).
@@ -43,26 +43,36 @@ class UsagePeriodSerializer(serializers.Serializer):
         ref_name = "UsagePeriod"
 
 
-class UsageMetricsSerializer(serializers.Serializer):
-    """Every usage metric of one period (DOMAIN.md has each definition)."""
+def _metric_field(name: str, kind: str) -> serializers.Field:
+    """The API field of one registered metric, by its kind (``analytics.usage.METRIC_KINDS``)."""
+    help_text = DEFINITIONS.get(name, "")
+    if kind == "counts_by_format":
+        return ExportsByFormatSerializer(help_text=help_text)
+    if kind == "count":
+        return serializers.IntegerField(help_text=help_text)
+    if kind == "number":
+        return serializers.FloatField(help_text=help_text)
+    if kind == "rate":
+        return serializers.FloatField(allow_null=True, help_text=help_text)
+    if kind == "money":
+        return serializers.DecimalField(max_digits=14, decimal_places=4, help_text=help_text)
+    raise ValueError(f"metric {name}: unknown kind {kind!r}")
 
-    period = UsagePeriodSerializer()
-    data_through = serializers.DateTimeField(help_text="The data includes everything recorded up to this instant.")
-    minutes_used = serializers.FloatField()
-    sessions = serializers.IntegerField()
-    transcriptions = serializers.IntegerField()
-    exports_generated = serializers.IntegerField()
-    exports_by_format = ExportsByFormatSerializer()
-    storage_used_mb = serializers.FloatField(help_text="A balance at the period's end (or now), one decimal.")
-    api_calls_made = serializers.IntegerField()
-    concurrent_sessions_peak = serializers.IntegerField()
-    failed_transcriptions = serializers.IntegerField()
-    completed_transcriptions = serializers.IntegerField()
-    failure_rate = serializers.FloatField(allow_null=True, help_text="failed / (completed + failed), 0–1.")
-    provider_cost_usd = serializers.DecimalField(max_digits=14, decimal_places=4, help_text="USD.")
 
-    class Meta:
-        ref_name = "UsageMetrics"
+# Every usage metric of one period, one field per registered metric (DOMAIN.md has each definition).
+UsageMetricsSerializer = type(
+    "UsageMetricsSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "Every usage metric of one period (DOMAIN.md has each definition).",
+        "period": UsagePeriodSerializer(),
+        "data_through": serializers.DateTimeField(
+            help_text="The data includes everything recorded up to this instant."
+        ),
+        **{name: _metric_field(name, kind) for name, kind in METRIC_KINDS.items()},
+        "Meta": type("Meta", (), {"ref_name": "UsageMetrics"}),
+    },
+)
 
 
 class UsageChangeSerializer(serializers.Serializer):

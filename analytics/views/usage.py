@@ -26,12 +26,11 @@ from django.utils.translation import gettext_lazy
 
 from analytics.api.usage import UsageAnalyticsApi
 from analytics.periods import Period, PeriodError, local_midnight, parse_period
-from coaching.models import CoachingSession, Plan, UsageLog, User
+from coaching.models import CoachingSession, ExportRecord, Plan, UsageLog, User
 
 TEMPLATE = "analytics/usage_dashboard.html"
 HISTORY_PAGE_SIZE = 25
 REFRESH_SECONDS = 30
-EXPORT_FORMATS = (("csv", "CSV"), ("pdf", "PDF"), ("xlsx", "Excel"))
 PERIOD_CHOICES = (
     ("7d", gettext_lazy("Last 7 days")),
     ("30d", gettext_lazy("Last 30 days")),
@@ -190,10 +189,12 @@ def _with_axes(specs: list[dict], period: Period) -> list[dict]:
 def _export_links(plan: Plan, period: Period) -> list[dict]:
     """One button per format: a real download link when the plan allows it, else the reason it is off."""
     base = reverse("exports:usage-history-export")
-    missing = [fmt for fmt, _label in EXPORT_FORMATS if not plan.allows_format(fmt)]
+    # Every format the product records (the exports registry's, which a test keeps equal to these choices).
+    formats = ExportRecord.Format.choices
+    missing = [fmt for fmt, _label in formats if not plan.allows_format(fmt)]
     upgrades = list(Plan.objects.filter(is_active=True).order_by("sort_order")) if missing else []
     links = []
-    for fmt, label in EXPORT_FORMATS:
+    for fmt, label in formats:
         allowed = plan.allows_format(fmt)
         query = urlencode({"format": fmt, "from": period.first_day.isoformat(), "to": period.last_day.isoformat()})
         reason = ""

@@ -1,5 +1,6 @@
 """Each metric the usage API returns comes from the one function the registry names for it."""
 
+import dataclasses
 import datetime
 
 import pytest
@@ -7,7 +8,7 @@ import time_machine
 
 from analytics import usage
 from analytics.periods import period_for
-from analytics.usage import METRIC_FUNCTIONS, UsageSummary
+from analytics.usage import DEFINITIONS, METRIC_FUNCTIONS, METRIC_KINDS, UsageSummary
 from coaching.services import session_create, session_processing_finish, session_processing_start, usage_record
 from tests.factories import ApiUsageFactory, ExportRecordFactory
 
@@ -29,6 +30,10 @@ def history(coach):
 
 def test_the_registry_names_every_metric_of_the_summary():
     assert set(METRIC_FUNCTIONS) == set(UsageSummary.METRICS) | {"exports_by_format"}
+    # Each has its kind (how the API serves it), its definition and its field on the summary.
+    assert list(METRIC_KINDS) == list(METRIC_FUNCTIONS)
+    assert set(METRIC_FUNCTIONS) <= set(DEFINITIONS)
+    assert set(METRIC_FUNCTIONS) <= {field.name for field in dataclasses.fields(UsageSummary)}
     assert all(callable(fn) and fn.__module__ == "analytics.usage" for fn in METRIC_FUNCTIONS.values())
 
 
