@@ -18,7 +18,7 @@ import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.safestring import mark_safe
 
 from analytics import charts, practice
@@ -105,6 +105,18 @@ class ReportContext:
         }
 
 
+def _chart_specs(subject: User, period: Period, summary, series: list[dict]) -> list[dict]:
+    return [
+        charts.minutes_chart(series, limit=subject.plan.minutes_per_month),
+        # The sessions the summary counts (first transcribed in the period), so page 1 has one session count.
+        {
+            **charts.sessions_by_status_chart(practice.transcribed_sessions_by_status(subject, period)),
+            "title": "Sessions transcribed in the period, by status now",
+        },
+        charts.exports_by_format_chart(summary.exports_by_format),
+    ]
+
+
 def report_context(
     subject: User,
     period: Period,
@@ -121,15 +133,10 @@ def report_context(
     scope = User.objects.filter(pk=subject.pk)
     summary = usage_summary(scope, period, now=now)
     series = usage_series(scope, period, now=now)
-    specs = [
-        charts.minutes_chart(series, limit=subject.plan.minutes_per_month),
-        # The sessions the summary counts (first transcribed in the period), so page 1 has one session count.
-        {
-            **charts.sessions_by_status_chart(practice.transcribed_sessions_by_status(subject, period)),
-            "title": "Sessions transcribed in the period, by status now",
-        },
-        charts.exports_by_format_chart(summary.exports_by_format),
-    ]
+    # The report's wording is English (only its numbers follow ``language``): its charts' titles, axes and
+    # legends too, or a zh-Hant reader's page 1 would mix two languages.
+    with translation.override("en"):
+        specs = _chart_specs(subject, period, summary, series)
     row_count = usage_history_count(subject, period)
     if row_count <= row_budget:
         mode, detail, aggregates = "rows", list(usage_history_rows(subject, period)), []

@@ -219,3 +219,14 @@ def test_pdf_with_no_usage_still_renders(api_for, coach, frozen):
     text = "\n".join(pages_text(body))
     assert "No usage in this period." in text
     assert UsageLog.objects.count() == 0
+
+
+def test_a_chinese_readers_pdf_charts_speak_the_reports_language(api_for, coach, history):
+    coach.language = "zh-hant"  # the usage page is Chinese for this coach; the report's wording is English
+    coach.save(update_fields=["language"])
+    _, body = download_pdf(api_for(coach), **APRIL)
+    first_page = pages_text(body)[0]
+
+    assert "Usage report" in first_page
+    assert "Transcription minutes" in first_page and "Exports by format" in first_page
+    assert "轉錄分鐘數" not in first_page  # no chart title in a second language on the same page
