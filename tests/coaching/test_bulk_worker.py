@@ -7,7 +7,6 @@ Redis database of its own, so the shared worker (and anyone else's messages) are
 from __future__ import annotations
 
 import datetime
-import importlib
 import os
 import signal
 import subprocess
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.db import connection
@@ -35,13 +33,6 @@ pytestmark = [pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = "/api/v1/admin/bulk/reset-usage"
-SEED_PLANS = importlib.import_module("coaching.migrations.0002_seed_plans").seed
-
-
-@pytest.fixture(autouse=True)
-def plans(transactional_db):
-    """A transactional test's flush empties the plan table its migration seeded: seed it again (idempotent)."""
-    SEED_PLANS(django_apps, None)
 
 
 def this_month() -> datetime.date:

@@ -14,7 +14,6 @@ import base64
 import csv
 import datetime
 import http.client
-import importlib
 import io
 import os
 import signal
@@ -25,7 +24,6 @@ import time
 from pathlib import Path
 
 import pytest
-from django.apps import apps as django_apps
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 from django.utils import timezone
@@ -39,16 +37,9 @@ pytestmark = [pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "output"
-SEED_PLANS = importlib.import_module("coaching.migrations.0002_seed_plans").seed
 ROWS = 200_000
 PASSWORD = "slow-reader-pw-42"
 URL = "/api/v1/usage-history/export?format=csv&from=2025-01-01&to=2025-12-31&headers=keys"
-
-
-@pytest.fixture(autouse=True)
-def plans(transactional_db):
-    """A transactional test's flush empties the plan table its migration seeded: seed it again (idempotent)."""
-    SEED_PLANS(django_apps, None)
 
 
 def seed_usage(user) -> None:

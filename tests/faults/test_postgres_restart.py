@@ -14,7 +14,6 @@ import contextlib
 import csv
 import datetime
 import http.client
-import importlib
 import io
 import socket
 import threading
@@ -24,7 +23,6 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from django.apps import apps as django_apps
 from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.db.models import Count
@@ -38,17 +36,11 @@ from . import procs
 
 pytestmark = [pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]
 
-SEED_PLANS = importlib.import_module("coaching.migrations.0002_seed_plans").seed
 BROKER = f"redis://127.0.0.1:{procs.REDIS_PORT}/0"
 WEB_PORT = 41162
 RESET = "/api/v1/admin/bulk/reset-usage"
 ROWS = 200_000
 EXPORT = "/api/v1/usage-history/export?format=csv&from=2025-01-01&to=2025-12-31"
-
-
-@pytest.fixture(autouse=True)
-def plans(transactional_db):
-    SEED_PLANS(django_apps, None)
 
 
 def admin_connection() -> psycopg.Connection:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import csv
 import datetime
-import importlib
 import io
 import time
 import zoneinfo
 from decimal import Decimal
 
 import pytest
-from django.apps import apps as django_apps
 from django.db.models import Count
 
 from coaching.models import ApiUsage, BulkOperation, BulkOperationResult, MonthlyUsage, MonthlyUsageArchive
@@ -28,15 +26,9 @@ from . import procs
 
 pytestmark = [pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]
 
-SEED_PLANS = importlib.import_module("coaching.migrations.0002_seed_plans").seed
 BROKER = f"redis://127.0.0.1:{procs.REDIS_PORT}/0"
 WEB_PORT = 41161
 RESET = "/api/v1/admin/bulk/reset-usage"
-
-
-@pytest.fixture(autouse=True)
-def plans(transactional_db):
-    SEED_PLANS(django_apps, None)
 
 
 def this_month() -> datetime.date:
