@@ -5,14 +5,18 @@ polls) and the SVG renderer in the PDF report (``exports/svg.py``), so screen an
 disagree. A spec is::
 
     {"id": str, "type": "bar" | "line" | "doughnut", "title": str, "unit": str,
-     "labels": [str], "datasets": [{"label": str, "data": [float | int], "type": "bar" | "line" | "doughnut",
+     "labels": [str], "keys": [str],
+     "datasets": [{"label": str, "data": [float | int], "type": "bar" | "line" | "doughnut",
                    "role": "limit" (only on the plan-limit line)}],
      "limit": float | None}
 
 ``type`` is the chart's main type; each dataset says how it is drawn (a bar chart may carry a
 line dataset, e.g. the plan limit; a doughnut's one dataset is ``"doughnut"`` too, since
-Chart.js draws a dataset by its own ``type``). ``limit`` is the plan's monthly limit in the chart's unit
-(None: no limit or not applicable), for renderers that annotate it.
+Chart.js draws a dataset by its own ``type``). ``keys`` name each label's bucket, untranslated:
+a day or month (``YYYY-MM-DD`` / ``YYYY-MM``), a session status, an export format; the usage
+page's drill-down asks for a bar's rows with it (``?chart=<id>&on=<key>``). ``limit`` is the
+plan's monthly limit in the chart's unit (None: no limit or not applicable), for renderers that
+annotate it.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ def minutes_chart(series: list[dict], *, limit: Decimal | None) -> dict:
         "title": _("Transcription minutes"),
         "unit": "min",
         "labels": labels,
+        "keys": labels,
         "datasets": datasets,
         "limit": None if limit is None else float(limit),
     }
@@ -81,6 +86,7 @@ def sessions_by_status_chart(counts: dict[str, int]) -> dict:
         "title": _("Sessions by status"),
         "unit": "sessions",
         "labels": [_(STATUS_LABELS.get(key, key)) for key in keys],
+        "keys": keys,
         "datasets": [{"label": _("Sessions"), "data": [int(counts[key]) for key in keys], "type": "doughnut"}],
         "limit": None,
     }
@@ -95,6 +101,7 @@ def exports_by_format_chart(counts: dict[str, int]) -> dict:
         "title": _("Exports by format"),
         "unit": "exports",
         "labels": [_(FORMAT_LABELS.get(key, key)) for key in keys],
+        "keys": keys,
         "datasets": [{"label": _("Exports"), "data": [int(counts[key]) for key in keys], "type": "bar"}],
         "limit": None,
     }

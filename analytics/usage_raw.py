@@ -70,16 +70,15 @@ def finished_counts(coaches: QuerySet[User], period: Period) -> dict[str, int]:
     )
 
 
+def sessions_created(coaches: QuerySet[User], period: Period) -> QuerySet[CoachingSession]:
+    """Sessions created in the period, soft-deleted ones included: the rows ``sessions_by_status`` counts."""
+    sessions = CoachingSession.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
+    return scoped(sessions, "coach", coaches)
+
+
 def sessions_by_status(coaches: QuerySet[User], period: Period) -> dict[str, int]:
     counts = {status: 0 for status in CoachingSession.Status.values}
-    rows = (
-        scoped(
-            CoachingSession.objects.filter(created_at__gte=period.start, created_at__lt=period.end), "coach", coaches
-        )
-        .values("status")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    rows = sessions_created(coaches, period).values("status").annotate(n=Count("id")).order_by()
     for row in rows:
         counts[row["status"]] = row["n"]
     return counts

@@ -142,6 +142,11 @@ class ChartSerializer(serializers.Serializer):
     title = serializers.CharField()
     unit = serializers.CharField()
     labels = serializers.ListField(child=serializers.CharField())
+    keys = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Each label's bucket, untranslated: a day (YYYY-MM-DD) or month (YYYY-MM), a session status, "
+        "an export format.",
+    )
     datasets = ChartDatasetSerializer(many=True)
     limit = serializers.FloatField(allow_null=True)
 

@@ -50,13 +50,23 @@ def bar_width(percent) -> str:
 
 
 @register.filter
-def chart_rows(spec: dict) -> list[tuple[str, list]]:
-    """The rows of a chart spec's table fallback: one per label, one cell per dataset."""
+def chart_rows(spec: dict) -> list[tuple[str, str, list]]:
+    """The rows of a chart spec's table fallback: (key, label, one cell per dataset) per label."""
     datasets = spec.get("datasets", [])
+    labels = spec.get("labels", [])
+    keys = spec.get("keys") or labels
     return [
-        (label, [ds["data"][i] if i < len(ds["data"]) else None for ds in datasets])
-        for i, label in enumerate(spec.get("labels", []))
+        (keys[i], label, [ds["data"][i] if i < len(ds["data"]) else None for ds in datasets])
+        for i, label in enumerate(labels)
     ]
+
+
+@register.filter
+def minutes_of(seconds) -> str:
+    """A length in seconds as minutes with two decimals: ``90`` -> ``"1.50"``."""
+    if seconds is None:
+        return "—"
+    return number(Decimal(int(seconds)) / 60, 2)
 
 
 @register.filter

@@ -4,19 +4,16 @@ Every number on the page comes from ``UsageAnalyticsApi.analytics`` (``analytics
 ``analytics.charts`` underneath): the very body the JSON API returns and the page re-reads when
 its event stream says usage was recorded (``analytics.views.live``) or, without a stream, polls;
 so the first render and every refresh agree. The history table (search, one chart bar's rows)
-is the view's own: the coach's ledger rows, a page at a time.
+is the view's own (``analytics.views.usage_history``): the coach's ledger rows, a page at a time, or
+the rows behind one bar of a chart.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import re
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
@@ -28,8 +25,9 @@ from analytics.api.usage import UsageAnalyticsApi
 from analytics.periods import Period, PeriodError, local_midnight, parse_period
 from coaching.models import CoachingSession, ExportRecord, Plan, UsageLog, User
 
+from .usage_history import history_page, history_query, history_search
+
 TEMPLATE = "analytics/usage_dashboard.html"
-HISTORY_PAGE_SIZE = 25
 REFRESH_SECONDS = 30
 PERIOD_CHOICES = (
     ("7d", gettext_lazy("Last 7 days")),
@@ -42,7 +40,6 @@ PERIOD_CHOICES = (
 )
 # What a rise means, per metric: more failures is bad; more minutes, sessions, … is neither good nor bad.
 POLARITY = {"failed_transcriptions": "bad"}
-ON_PATTERN = re.compile(r"\A(\d{4})-(\d{2})(?:-(\d{2}))?\Z")
 # (metric, label, unit, decimals, note): one headline card each, in this order.
 CARDS = (
     ("minutes_used", gettext_lazy("Minutes used"), gettext_lazy("min"), 2, ""),
@@ -70,7 +67,7 @@ def usage_dashboard(request: HttpRequest) -> HttpResponse:
         period = parse_period(_period_params(request.GET), tz=user.tzinfo, now=now)
         if period.key == "all":
             period = _all_time(user, period)
-        search = _history_search(request.GET, period)
+        search = history_search(request.GET, period)
     except PeriodError as exc:
         context["error"] = str(exc)
         with timezone.override(user.tzinfo):
@@ -88,9 +85,9 @@ def usage_dashboard(request: HttpRequest) -> HttpResponse:
         charts=_with_axes(report["charts"], period),
         plan=report["plan"],
         exports=_export_links(user.plan, period),
-        history=_history_page(user, period, search=search, page=request.GET.get("page")),
+        history=history_page(user, period, search=search, page=request.GET.get("page")),
         search=search,
-        history_query=_history_query(query, search),
+        history_query=history_query(query, search),
         has_sessions=CoachingSession.objects.filter(coach=user).exists(),
         period_query=query,
         api_url=f"{reverse('analytics:usage-analytics')}?{_range_query(period) if all_time else query}",
@@ -205,50 +202,3 @@ def _export_links(plan: Plan, period: Period) -> list[dict]:
                 reason += " " + _("Available from the %(plan)s plan.") % {"plan": upgrade.name}
         links.append({"format": fmt, "label": label, "allowed": allowed, "url": f"{base}?{query}", "reason": reason})
     return links
-
-
-@dataclasses.dataclass(frozen=True)
-class HistorySearch:
-    """The history table's filters: words in the client's name or the session's title; one chart bar."""
-
-    text: str = ""
-    on: str = ""  # a chart bar's label: a local day (YYYY-MM-DD) or month (YYYY-MM)
-    start: datetime.datetime | None = None
-    end: datetime.datetime | None = None
-
-
-def _history_search(query: QueryDict, period: Period) -> HistorySearch:
-    text = " ".join(query.get("q", "").split())[:100]
-    on = query.get("on", "")
-    if not on:
-        return HistorySearch(text=text)
-    match = ON_PATTERN.match(on)
-    try:
-        year, month, day = int(match[1]), int(match[2]), int(match[3] or 1)
-        first = datetime.date(year, month, day)
-    except (TypeError, ValueError):
-        raise PeriodError(
-            _("%(on)s is not a day (YYYY-MM-DD) or a month (YYYY-MM): pick a bar of the chart again.") % {"on": on}
-        ) from None
-    following = first + datetime.timedelta(days=1) if match[3] else (first + datetime.timedelta(days=32)).replace(day=1)
-    start = max(local_midnight(first, period.tz), period.start)
-    end = min(local_midnight(following, period.tz), period.end)
-    return HistorySearch(text=text, on=on, start=start, end=end)
-
-
-def _history_query(period_query: str, search: HistorySearch) -> str:
-    """The query string of a history page link: the period and the filters in force."""
-    extra = {key: value for key, value in (("q", search.text), ("on", search.on)) if value}
-    return f"{period_query}&{urlencode(extra)}" if extra else period_query
-
-
-def _history_page(user: User, period: Period, *, search: HistorySearch | None = None, page: str | None):
-    """The coach's ledger rows in the period (or one bar of it), matching the search, newest first, one page."""
-    search = search or HistorySearch()
-    rows = UsageLog.objects.filter(
-        user=user, created_at__gte=search.start or period.start, created_at__lt=search.end or period.end
-    )
-    for word in search.text.split():
-        rows = rows.filter(Q(client__name__icontains=word) | Q(session__title__icontains=word))
-    rows = rows.select_related("client", "session").order_by("-created_at", "-pk")
-    return Paginator(rows, HISTORY_PAGE_SIZE).get_page(page)

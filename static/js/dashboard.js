@@ -114,9 +114,13 @@
         maintainAspectRatio: false,
         animation: { duration: 250 },
         plugins: { legend: { position: "bottom", labels: { usePointStyle: !round } } },
-        onClick: spec.id === "minutes" ? function (event, elements, chart) {
-          if (elements.length) showRowsOf(chart.data.labels[elements[0].index]);
-        } : undefined,
+        // Every chart drills down: a bar (or a doughnut's part) shows the rows behind it.
+        onClick: function (event, elements, chart) {
+          if (elements.length) showRowsOf(spec.id, (chart.$keys || chart.data.labels)[elements[0].index]);
+        },
+        onHover: function (event, elements) {
+          if (event.native && event.native.target) event.native.target.style.cursor = elements.length ? "pointer" : "";
+        },
         scales: round ? {} : {
           x: { title: { display: Boolean(axes.x), text: axes.x || "" } },
           y: {
@@ -132,6 +136,7 @@
 
   function updateChart(chart, spec) {
     chart.data.labels = spec.labels.slice();
+    chart.$keys = (spec.keys || spec.labels).slice();
     spec.datasets.forEach(function (ds, i) {
       var fresh = datasetFor(spec, ds, i);
       var current = chart.data.datasets[i];
@@ -147,14 +152,25 @@
     chart.update();
   }
 
+  function drillUrl(chartId, key) {
+    var root = document.querySelector("[data-dashboard]");
+    return "?" + (root ? root.dataset.periodQuery : "") + (chartId === "minutes" ? "" : "&chart=" + encodeURIComponent(chartId)) +
+      "&on=" + encodeURIComponent(key);
+  }
+
   function updateTable(spec) {
     var body = document.querySelector('[data-chart="' + spec.id + '"] [data-chart-rows]');
     if (!body) return;
+    var keys = spec.keys || spec.labels;
     var rows = spec.labels.map(function (label, i) {
       var tr = document.createElement("tr");
       var th = document.createElement("th");
+      var link = document.createElement("a");
       th.scope = "row";
-      th.textContent = label;
+      link.href = drillUrl(spec.id, keys[i]) + "#history";
+      link.dataset.drill = keys[i];
+      link.textContent = label;
+      th.appendChild(link);
       tr.appendChild(th);
       spec.datasets.forEach(function (ds) {
         var td = document.createElement("td");
@@ -176,26 +192,45 @@
         return;
       }
       var canvas = document.getElementById("chart-" + spec.id);
-      if (canvas && window.Chart) charts[spec.id] = new window.Chart(canvas, configFor(spec));
+      if (canvas && window.Chart) {
+        charts[spec.id] = new window.Chart(canvas, configFor(spec));
+        charts[spec.id].$keys = (spec.keys || spec.labels).slice();
+      }
     });
   }
 
-  /* ---- drill-down: a bar of the minutes chart shows the history rows behind it -------------- */
-  function showRowsOf(label) {
-    var root = document.querySelector("[data-dashboard]");
+  /* ---- drill-down: a bar of a chart shows the rows behind it ------------------------------ */
+  // The page itself renders a bar's rows (?chart=<id>&on=<key>); the rows section is replaced in
+  // place. The label links in each chart's table do the same from the keyboard (and, without
+  // JavaScript, as plain links).
+  function showRowsOf(chartId, key) {
     var section = document.querySelector("[data-history]");
-    if (!root || !section || !label) return;
-    var url = "?" + root.dataset.periodQuery + "&on=" + encodeURIComponent(label);
+    if (!section || !key) return;
+    var url = drillUrl(chartId, key);
     fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (response) { return response.ok ? response.text() : Promise.reject(new Error(response.status)); })
       .then(function (html) {
         var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("[data-history]");
         if (!fresh) return;
-        section.replaceWith(fresh);
-        fresh.dataset.on = label;
+        var current = document.querySelector("[data-history]");
+        current.replaceWith(fresh);
+        var heading = fresh.querySelector("h2");
+        if (heading) {
+          heading.tabIndex = -1; // keyboard and screen-reader users land on the rows they asked for
+          heading.focus({ preventScroll: true });
+        }
         fresh.scrollIntoView({ block: "start" });
       })
       .catch(function () { window.location.href = url + "#history"; }); // the page itself can show them
+  }
+
+  function wireDrillLinks() {
+    document.addEventListener("click", function (event) {
+      var link = event.target.closest && event.target.closest("[data-chart] a[data-drill]");
+      if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+      event.preventDefault();
+      showRowsOf(link.closest("[data-chart]").dataset.chart, link.dataset.drill);
+    });
   }
 
   /* ---- cards -------------------------------------------------------------------------- */
@@ -372,5 +407,8 @@
 
   wirePeriodForm();
   var root = document.querySelector("[data-dashboard]");
-  if (root) window.usageDashboard = start(root);
+  if (root) {
+    wireDrillLinks();
+    window.usageDashboard = start(root);
+  }
 })();

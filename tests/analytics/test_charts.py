@@ -18,6 +18,7 @@ def test_monthly_minutes_with_the_plan_limit_as_a_line():
         "title": "Transcription minutes",
         "unit": "min",
         "labels": ["2026-03", "2026-04"],
+        "keys": ["2026-03", "2026-04"],
         "datasets": [
             {"label": "Minutes used", "data": [812.5, 3100.0], "type": "bar"},
             {"label": "Plan limit", "data": [3000.0, 3000.0], "type": "line", "role": "limit"},
@@ -47,12 +48,14 @@ def test_sessions_by_status_every_status_in_order():
     )
     assert spec["type"] == "doughnut"
     assert spec["labels"] == ["Uploading", "Pending", "Processing", "Completed", "Failed", "Cancelled"]
+    assert spec["keys"] == ["uploading", "pending", "processing", "completed", "failed", "cancelled"]
     assert spec["datasets"] == [{"label": "Sessions", "data": [0, 1, 2, 30, 3, 0], "type": "doughnut"}]
 
 
 def test_exports_by_format_keeps_zero_formats():
     spec = exports_by_format_chart({"csv": 8, "pdf": 7, "xlsx": 0})
     assert spec["labels"] == ["CSV", "PDF", "Excel (XLSX)"]
+    assert spec["keys"] == ["csv", "pdf", "xlsx"]
     assert spec["datasets"][0]["data"] == [8, 7, 0]
     assert spec["unit"] == "exports"
 
@@ -66,5 +69,6 @@ def test_chart_text_follows_the_active_language():
         spec = sessions_by_status_chart({"completed": 3, "failed": 1})
     assert spec["title"] == "各狀態的會談"
     assert spec["labels"] == ["已完成", "失敗"]
+    assert spec["keys"] == ["completed", "failed"]  # a drill-down asks for the status, whatever the language
     with translation.override("en"):
         assert sessions_by_status_chart({"completed": 3})["title"] == "Sessions by status"

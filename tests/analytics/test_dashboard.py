@@ -353,3 +353,110 @@ def test_the_chosen_range_is_written_in_the_users_language(client, alice_world):
     assert get(client, alice_world, f"{URL}?from=2026-03-01&to=2026-03-20").text("[data-date-hint]") == (
         "March 1, 2026 – March 20, 2026"
     )
+
+
+def history_rows(page: Page) -> list[str]:
+    return [" ".join("".join(tr.itertext()).split()) for tr in page.all("[data-history-rows] tr")]
+
+
+def test_a_part_of_the_sessions_chart_shows_the_sessions_behind_it(client, alice_world, other_coach):
+    # One more of Alice's: failed, then deleted; one of Bob's failed in the period; one of Alice's before it.
+    deleted = CoachingSessionFactory(
+        coach=alice_world, client=None, title="Deleted one", status="failed", created_at=at(17, 9), duration_seconds=90
+    )
+    deleted.deleted_at = at(18)
+    deleted.save(update_fields=["deleted_at"])
+    CoachingSessionFactory(coach=other_coach, title="Bob's failure", status="failed", created_at=at(16))
+    CoachingSessionFactory(coach=alice_world, title="Too early", status="failed", created_at=at(10, month=2))
+
+    page = get(client, alice_world, f"{URL}?period=30d&chart=sessions-by-status&on=failed")
+    assert page.response.status_code == 200
+    specs = json.loads(page.text("#chart-specs"))
+    slice_of_failed = specs[1]["datasets"][0]["data"][specs[1]["keys"].index("failed")]
+    assert slice_of_failed == 2 == len(history_rows(page))  # the part of the chart and its rows agree
+    assert history_rows(page) == [
+        "2026-03-17 09:00 — Deleted one Failed · deleted 1.50",
+        "2026-03-15 12:00 Emily Carter Coaching session Failed 60.00",
+    ]
+    assert page.text("#history-heading") == "Sessions"
+    assert page.text("[data-history-filter]").startswith(
+        "Sessions created in the period with the status “Failed” (the part of the chart you chose). 2 rows"
+    )
+    assert page.all("[data-history]")[0].get("data-chart") == "sessions-by-status"
+    completed = history_rows(get(client, alice_world, f"{URL}?period=30d&chart=sessions-by-status&on=completed"))
+    assert [row.split(" ")[0] for row in completed] == ["2026-03-19", "2026-03-10", "2026-03-02"]
+    # The search box narrows a part's sessions too; its form keeps the chart and the part.
+    carter = get(client, alice_world, f"{URL}?period=30d&chart=sessions-by-status&on=completed&q=carter")
+    assert history_rows(carter) == ["2026-03-10 12:00 Emily Carter Session on 10 Completed 60.00"]
+    assert [(i.get("name"), i.get("value")) for i in carter.all(".history-search input[type=hidden]")] == [
+        ("period", "30d"),
+        ("chart", "sessions-by-status"),
+        ("on", "completed"),
+    ]
+
+
+def test_a_bar_of_the_exports_chart_shows_the_exports_behind_it(client, alice_world, other_coach, staff):
+    ExportRecordFactory(requested_by=alice_world, format="csv", created_at=at(7, 15), rows=1234, bytes=5 * 1024 * 1024)
+    ExportRecordFactory(requested_by=alice_world, format="csv", status="failed", created_at=at(8))  # not made
+    ExportRecordFactory(requested_by=other_coach, format="csv", created_at=at(9))  # Bob's
+    ExportRecordFactory(requested_by=staff, subject=alice_world, format="csv", created_at=at(11))  # of Alice's usage
+    ExportRecordFactory(requested_by=alice_world, subject=other_coach, format="csv", created_at=at(12))  # not hers
+
+    page = get(client, alice_world, f"{URL}?period=30d&chart=exports-by-format&on=csv")
+    assert page.response.status_code == 200
+    specs = json.loads(page.text("#chart-specs"))
+    assert specs[2]["keys"] == ["csv", "pdf", "xlsx"]
+    assert specs[2]["datasets"][0]["data"][0] == 3 == len(history_rows(page))
+    assert history_rows(page) == [
+        "2026-03-11 12:00 CSV — 10 2.0 KB",
+        "2026-03-07 15:00 CSV — 1,234 5.0 MB",
+        "2026-03-05 12:00 CSV — 10 2.0 KB",
+    ]
+    assert page.text("[data-history-filter]").startswith(
+        "Exports of your usage made in the period as CSV (the bar you chose). 3 rows"
+    )
+    assert page.all(".history-search") == []  # nothing to search in an export
+    assert history_rows(get(client, alice_world, f"{URL}?period=30d&chart=exports-by-format&on=xlsx")) == []
+    # Bob clicks the same bar: the exports of his usage (one Alice asked for), never Alice's.
+    assert history_rows(get(client, other_coach, f"{URL}?period=30d&chart=exports-by-format&on=csv")) == [
+        "2026-03-12 12:00 CSV — 10 2.0 KB",
+        "2026-03-09 12:00 CSV — 10 2.0 KB",
+    ]
+
+
+def test_each_charts_table_links_its_labels_to_the_rows_behind_them(client, alice_world):
+    page = get(client, alice_world, f"{URL}?from=2026-03-01&to=2026-03-20")
+    links = {
+        chart: [a.get("href") for a in page.all(f'[data-chart="{chart}"] [data-chart-rows] a')]
+        for chart in ("minutes", "sessions-by-status", "exports-by-format")
+    }
+    assert links["minutes"][0] == "?from=2026-03-01&to=2026-03-20&on=2026-03-01#history"
+    assert links["sessions-by-status"][3] == "?from=2026-03-01&to=2026-03-20&chart=sessions-by-status&on=completed#history"
+    assert links["exports-by-format"] == [
+        f"?from=2026-03-01&to=2026-03-20&chart=exports-by-format&on={fmt}#history" for fmt in ("csv", "pdf", "xlsx")
+    ]
+    assert history_rows(get(client, alice_world, links["exports-by-format"][1].split("#")[0].replace("?", URL + "?"))) == [
+        "2026-03-06 12:00 PDF — 10 2.0 KB"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("chart=pie&on=csv", "Unknown chart 'pie': choose one of minutes, sessions-by-status, exports-by-format."),
+        (
+            "chart=exports-by-format&on=docx",
+            "'docx' is not a bar of that chart: choose one of csv, pdf, xlsx, or pick a bar of the chart again.",
+        ),
+        (
+            "chart=sessions-by-status",
+            "'' is not a bar of that chart: choose one of uploading, pending, processing, completed, failed, "
+            "cancelled, or pick a bar of the chart again.",
+        ),
+        ("chart=minutes&on=2026-02-30", "2026-02-30 is not a day (YYYY-MM-DD) or a month (YYYY-MM)"),
+    ],
+)
+def test_a_bar_that_is_not_one_is_a_400_that_says_what_to_fix(client, alice_world, query, message):
+    page = get(client, alice_world, f"{URL}?period=30d&{query}")
+    assert page.response.status_code == 400
+    assert message in page.text(".error-box .error")
