@@ -63,18 +63,21 @@
     }
     select.addEventListener("change", sync);
     sync();
-    // The range in the page's language (the date fields follow the browser's), kept in step with the fields.
+    // The range in the page's language under the fields, kept in step with them (static/js/date_field.js
+    // keeps the ISO date of each in data-iso).
     var hint = document.querySelector("[data-date-hint]");
     var from = document.getElementById("id_from");
     var to = document.getElementById("id_to");
     if (!hint || !from || !to) return;
     var long = new Intl.DateTimeFormat(document.documentElement.lang || undefined, { dateStyle: "long", timeZone: "UTC" });
+    function iso(input) { return input.dataset.iso !== undefined ? input.dataset.iso : input.value; }
     function describe() {
-      if (!from.value || !to.value) return;
-      setText(hint, long.format(new Date(from.value + "T00:00:00Z")) + " \u2013 " + long.format(new Date(to.value + "T00:00:00Z")));
+      var first = new Date(iso(from) + "T00:00:00Z");
+      var last = new Date(iso(to) + "T00:00:00Z");
+      if (isNaN(first) || isNaN(last)) return;
+      setText(hint, long.format(first) + " \u2013 " + long.format(last));
     }
-    from.addEventListener("change", describe);
-    to.addEventListener("change", describe);
+    range.addEventListener("date-field-change", describe);
   }
 
   /* ---- charts ------------------------------------------------------------------------- */
