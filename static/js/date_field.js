@@ -171,6 +171,9 @@
     } else {
       show(initial);
     }
+    // The message goes as soon as the date is edited, not when the field is left: leaving it for
+    // the submit button must not move that button away under the pointer.
+    input.addEventListener("input", function () { if (!error.hidden) complain(false); });
     input.addEventListener("change", function () {
       read();
       input.dispatchEvent(new CustomEvent("date-field-change", { bubbles: true }));

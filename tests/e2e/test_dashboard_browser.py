@@ -15,11 +15,12 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from analytics import usage_raw
 from analytics.periods import parse_period
 from analytics.templatetags.dashboard import number
 from analytics.usage import usage_series, usage_summary
 from coaching import services
-from coaching.models import CoachingSession, UsageLog, User
+from coaching.models import CoachingSession, ExportRecord, UsageLog, User
 from tests.analytics.live_server import AsgiServer
 
 from .conftest import collect_errors, log_in, wait_for_charts
@@ -275,6 +276,72 @@ def test_clicking_a_bar_shows_the_rows_behind_it(tab, live_server, demo_coach):
     assert page.locator("h1").inner_text() == "This page is not available to you"
     docs_screenshot(page, "forbidden.png")
     assert [e for e in errors if "403 (Forbidden)" not in e] == []
+
+
+def test_clicking_a_sessions_part_or_an_exports_bar_shows_the_rows_behind_it(tab, live_server, demo_coach):
+    page = tab
+    errors = collect_errors(page)
+    log_in(page, live_server, next_path="?period=year")
+    year = parse_period({"period": "year"}, tz=demo_coach.tzinfo)
+    coaches = User.objects.filter(pk=demo_coach.pk)
+    tz = demo_coach.tzinfo
+
+    def shown_times() -> list[str]:
+        return page.locator("[data-history-rows] tr td:first-child").all_inner_texts()
+
+    def local(rows) -> list[str]:
+        return [row.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") for row in rows]
+
+    # The sessions chart is a doughnut: click the middle of its biggest part.
+    keys = page.evaluate("() => Chart.getChart('chart-sessions-by-status').$keys")
+    counts = chart_data(page, "sessions-by-status")
+    biggest = max(range(len(counts)), key=counts.__getitem__)
+    status = keys[biggest]
+    point = page.evaluate(
+        "i => Chart.getChart('chart-sessions-by-status').getDatasetMeta(0).data[i].tooltipPosition()", biggest
+    )
+    url_before = page.url
+    page.locator("#chart-sessions-by-status").click(position=point)
+    page.wait_for_selector(f'[data-history][data-chart="sessions-by-status"][data-on="{status}"]')
+    sessions = usage_raw.sessions_created(coaches, year).filter(status=status).order_by("-created_at", "-pk")
+    assert sessions.count() == counts[biggest] > 0  # the part and the rows behind it are the same sessions
+    assert shown_times() == local(sessions[:25])
+    assert page.locator("#history-heading").inner_text() == "Sessions"
+    assert f"{counts[biggest]} rows" in page.locator("[data-history-filter]").inner_text()
+    assert page.evaluate("() => document.activeElement.id") == "history-heading"  # focus follows
+    assert page.url == url_before
+    docs_screenshot(page.locator("[data-history]"), "dashboard-drilldown-sessions.png")
+
+    # The exports chart: a bar.
+    formats = page.evaluate("() => Chart.getChart('chart-exports-by-format').$keys")
+    made = chart_data(page, "exports-by-format")
+    tallest = max(range(len(made)), key=made.__getitem__)
+    point = page.evaluate(
+        "i => { const bar = Chart.getChart('chart-exports-by-format').getDatasetMeta(0).data[i];"
+        " return {x: bar.x, y: (bar.y + bar.base) / 2}; }",
+        tallest,
+    )
+    page.locator("#chart-exports-by-format").click(position=point)
+    page.wait_for_selector(f'[data-history][data-chart="exports-by-format"][data-on="{formats[tallest]}"]')
+    exports = usage_raw.exports(coaches, year).filter(format=formats[tallest]).order_by("-created_at", "-pk")
+    assert exports.count() == made[tallest] > 0
+    assert shown_times() == local(exports[:25])
+    assert page.locator("[data-history-rows] tr td:nth-child(4)").all_inner_texts() == [
+        f"{row.rows:,}" for row in exports[:25]
+    ]
+    assert ExportRecord.objects.exclude(subject=demo_coach).filter(format=formats[tallest]).exists()  # others' exist
+
+    # From the keyboard: the label in the chart's table is a link to the same rows.
+    other = next(i for i in range(len(made)) if i != tallest)
+    page.locator('[data-chart="exports-by-format"] summary').click()
+    link = page.locator(f'[data-chart="exports-by-format"] a[data-drill="{formats[other]}"]')
+    link.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f'[data-history][data-chart="exports-by-format"][data-on="{formats[other]}"]')
+    others = usage_raw.exports(coaches, year).filter(format=formats[other]).order_by("-created_at", "-pk")
+    assert shown_times() == local(others[:25])
+    assert page.url == url_before
+    assert errors == []
 
 
 def test_undo_asks_first_then_runs_with_the_progress_page(tab, live_server, demo_coach):
