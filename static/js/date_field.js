@@ -147,8 +147,8 @@
     }
     function complain(on) {
       error.hidden = !on;
-      error.textContent = on ? (text.textInvalid || "Enter a date such as %(example)s, or as YYYY-MM-DD.")
-        .replace("%(example)s", input.placeholder) : "";
+      error.textContent = on ? (text.textInvalid || "Enter a date such as {example}, or as YYYY-MM-DD.")
+        .replace("{example}", input.placeholder) : "";
       if (on) input.setAttribute("aria-invalid", "true");
       else input.removeAttribute("aria-invalid");
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_module
 import json
 import re
 
@@ -164,3 +165,15 @@ def test_definitions_are_plain_words(client, staff, people):
     section = html[html.index('id="definitions-heading"') :]
     assert "<code>" not in section and "started_at" not in section and "paying_users" not in section
     assert "Customers lost in the period divided by customers paying at its start" in section
+
+
+def test_the_date_fields_are_the_sites_own_and_a_bad_date_is_a_400(client, staff, people):
+    html = page(client, staff, MARCH).content.decode()
+    assert 'type="date"' not in html  # the browser would draw it in its own language
+    assert re.search(r'<input type="text" name="from" id="period-from" value="2026-03-01"[^>]* data-date-field', html)
+    assert re.search(r'<input type="text" name="to" id="period-to" value="2026-03-31"[^>]* data-date-field', html)
+    assert "js/date_field.js" in html
+    bad = page(client, staff, {"from": "1 March 2026", "to": "2026-03-31"})
+    assert bad.status_code == 400
+    assert "'from' must be a date as YYYY-MM-DD" in html_module.unescape(bad.content.decode())
+    assert "js/date_field.js" in bad.content.decode()  # the form to correct it keeps its date fields

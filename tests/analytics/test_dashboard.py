@@ -461,3 +461,25 @@ def test_a_bar_that_is_not_one_is_a_400_that_says_what_to_fix(client, alice_worl
     page = get(client, alice_world, f"{URL}?period=30d&{query}")
     assert page.response.status_code == 400
     assert message in page.text(".error-box .error")
+
+
+def test_the_date_fields_send_iso_dates_and_carry_their_words_in_the_users_language(client, alice_world):
+    alice_world.language = "zh-hant"
+    alice_world.save(update_fields=["language"])
+    page = get(client, alice_world, f"{URL}?from=2026-03-01&to=2026-03-20")
+    start = page.all("#id_from")[0]
+    # A text field taking YYYY-MM-DD without JavaScript; static/js/date_field.js shows it in the user's words.
+    assert (start.get("type"), start.get("name"), start.get("value"), start.get("placeholder")) == (
+        "text",
+        "from",
+        "2026-03-01",
+        "YYYY-MM-DD",
+    )
+    assert start.get("data-date-field") is not None
+    assert start.get("data-text-previous") == "上個月"
+    assert start.get("data-text-invalid") == "請輸入日期，例如 {example}，或以 YYYY-MM-DD 格式輸入。"
+    assert page.all('input[type="date"]') == []
+    drilled = get(client, alice_world, f"{URL}?period=30d&chart=sessions-by-status&on=failed")
+    assert drilled.text("#history-heading") == "會談"
+    assert drilled.text("[data-history-filter]").startswith("此期間建立、狀態為「失敗」的會談（您點選的圖表區塊）。")
+    assert drilled.text("[data-history-rows] tr") == "2026-03-15 12:00 Emily Carter Coaching session 失敗 60.00"
