@@ -361,6 +361,9 @@
     close.addEventListener("click", function () { finish(null); });
     document.addEventListener("mousedown", outside, true);
     render(true);
+    var box = dialog.getBoundingClientRect(); // on a phone the "To" field's calendar would leave the screen
+    var room = document.documentElement.clientWidth - 8;
+    if (box.right > room) dialog.style.left = Math.round(room - box.right) + "px";
     return { close: function () { finish(null); } };
   }
 

@@ -168,6 +168,12 @@ def test_phone_sized_screen_in_traditional_chinese(new_tab, live_server, demo_co
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=OUTPUT / "dashboard-phone.png", full_page=True)
+    # The "To" date's calendar stays on the screen too.
+    page.locator("#id_period").select_option("custom")
+    page.locator(".date-field:has(#id_to) .date-button").click()
+    box = page.get_by_role("dialog").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert errors == []
 
 
