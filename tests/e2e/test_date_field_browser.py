@@ -125,6 +125,15 @@ def test_an_english_coach_in_a_chinese_browser_picks_dates_in_english(new_tab, l
     assert dialog.locator("h2").inner_text() == ninety.first_day.strftime("%B %Y")
     dialog.locator(f'[data-date="{ninety.first_day.isoformat()}"]').click()
     assert page.locator("#id_from").input_value() == en(ninety.first_day)
+    # Tab stays inside the open calendar; Escape closes it without changing the date, focus back on its button.
+    calendar_of(page, "id_from")
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => Boolean(document.activeElement.closest('[role=dialog]'))")
+    page.keyboard.press("Escape")
+    assert page.get_by_role("dialog").count() == 0
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-expanded')") == "false"
+    assert page.locator("#id_from").input_value() == en(ninety.first_day)
 
     # A typed date nobody can read is refused before sending, with what to type instead.
     page.locator("#id_to").fill("31/31/2026")
