@@ -12,6 +12,7 @@ read (a zone that is not gets the sliver raw). docs/usage-analytics.md has the w
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -19,6 +20,7 @@ import operator
 from collections.abc import Iterable
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 
@@ -48,6 +50,8 @@ class Scope:
     """Whose roll-ups answer: the platform's, one coach's (with the zone the coach's days are cut in)."""
 
     coach: User | None
+    # Reads already made for this request (``preload``): {(what, day ranges or bounds): value}.
+    memo: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @property
     def platform(self) -> bool:
@@ -139,6 +143,114 @@ def _rows(scope: Scope, part: Cover) -> QuerySet | None:
     return CoachUsageDay.objects.filter(q, user=scope.coach)
 
 
+def _day_key(scope: Scope, part: Cover) -> tuple:
+    """The coach's local day ranges of a cover, as the memo's key."""
+    tz = scope.coach.tzinfo
+    return tuple((a.astimezone(tz).date(), b.astimezone(tz).date()) for a, b in part.days)
+
+
+def _remembered(scope: Scope, key: tuple, read):
+    """``read()``, unless ``preload`` already read it for this request."""
+    if key in scope.memo:
+        return scope.memo[key]
+    return read()
+
+
+INTEGER_FIELDS = [name for name in ADDITIVE_FIELDS if name not in ("minutes", "billable_minutes", "provider_cost_usd")]
+
+
+def preload(scope: Scope, periods: list[tuple[Period, datetime.datetime]], *, now: datetime.datetime) -> None:
+    """One coach's roll-up reads for several ``(period, balance cutoff)`` pairs, in one query.
+
+    The same reads ``additive``, ``storage_bytes``, ``api_calls`` and ``processing_peak`` make
+    (their day ranges, their bounds), folded into the ``FILTER`` clauses of one pass over the
+    coach's day rows, with the API counters and the first still-processing session as scalar
+    subqueries: the functions then find each value in ``scope.memo`` instead of asking.
+    A request's numbers are what they would be without it; ``batched`` clears the memo after.
+    """
+    if scope.platform or connection.vendor != "postgresql":
+        return  # SQLite: the functions ask one by one (its sums of decimals are floats in raw SQL)
+    tz = scope.coach.tzinfo
+    columns, params, keys = [], [], []
+    ranges: dict[tuple, str] = {}  # day ranges → the flag column marking the coach's days inside them
+
+    def inside(bounds: tuple) -> str:
+        if bounds not in ranges:
+            ranges[bounds] = f"in{len(ranges)}"
+            flags.append(" OR ".join("(day >= %s AND day < %s)" for _ in bounds) + f" AS {ranges[bounds]}")
+            flag_params.extend(value for pair in bounds for value in pair)
+        return ranges[bounds]
+
+    flags, flag_params = [], []
+    for period, cutoff in periods:
+        part = cover(scope, period.start, period.end)
+        storage = cover(scope, local_midnight(FAR_PAST.date() + DAY, tz), cutoff)
+        wanted = []
+        if part.days:
+            wanted += [("sums", _day_key(scope, part)), ("peak", _day_key(scope, part))]
+        if storage.days:
+            wanted.append(("storage", _day_key(scope, storage)))
+        wanted.append(("api", (period.first_day, period.last_day)))
+        if now > period.start:
+            wanted.append(("open", min(period.end, now)))
+        for key in wanted:
+            if key in keys:
+                continue
+            kind, bounds = key
+            if kind == "sums":
+                flag = inside(bounds)
+                columns += [f"SUM({name}) FILTER (WHERE {flag})" for name in ADDITIVE_FIELDS]
+            elif kind == "peak":
+                columns.append(f"MAX(processing_peak) FILTER (WHERE {inside(bounds)})")
+            elif kind == "storage":
+                columns.append(f"SUM(storage_delta_bytes) FILTER (WHERE {inside(bounds)})")
+            elif kind == "api":
+                columns.append(
+                    "(SELECT SUM(count) FROM coaching_apiusage WHERE user_id = %s AND day >= %s AND day <= %s)"
+                )
+                params += [scope.coach.pk, *bounds]
+            else:
+                columns.append(
+                    "(SELECT MIN(processing_started_at) FROM coaching_coachingsession WHERE coach_id = %s"
+                    " AND status = %s AND processing_finished_at IS NULL AND processing_started_at < %s)"
+                )
+                params += [scope.coach.pk, CoachingSession.Status.PROCESSING, bounds]
+            keys.append(key)
+    sql = (
+        f"SELECT {', '.join(columns)} FROM (SELECT *, {', '.join(flags) or 'TRUE AS none'}"
+        " FROM coaching_coachusageday WHERE user_id = %s) d"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *flag_params, scope.coach.pk])
+        row = list(cursor.fetchone())
+    memo = {}
+    for key in keys:
+        if key[0] == "sums":
+            values = [row.pop(0) for _ in ADDITIVE_FIELDS]
+            memo[key] = {
+                name: (None if value is None else int(value) if name in INTEGER_FIELDS else value)
+                for name, value in zip(ADDITIVE_FIELDS, values, strict=True)
+            }
+        else:
+            value = row.pop(0)
+            memo[key] = int(value) if value is not None and key[0] != "open" else value
+    scope.memo.update(memo)
+
+
+@contextlib.contextmanager
+def batched(coaches: QuerySet[User], periods: list[tuple[Period, datetime.datetime]], *, now: datetime.datetime):
+    """Within: one coach's roll-up reads of ``periods`` come from one query (``preload``); after, asked again."""
+    scope = scope_of(coaches)
+    if scope is None or scope.platform or scope.memo:
+        yield  # nothing to fold, or an outer ``batched`` already did
+        return
+    preload(scope, periods, now=now)
+    try:
+        yield
+    finally:
+        scope.memo.clear()
+
+
 def _zero() -> dict:
     return {name: 0 for name in ADDITIVE_FIELDS}
 
@@ -215,7 +327,11 @@ def additive(scope: Scope, start: datetime.datetime, end: datetime.datetime) -> 
     totals = raw_additive(scope, part.raw)
     rows = _rows(scope, part)
     if rows is not None:
-        sums = rows.aggregate(**{name: Sum(name) for name in ADDITIVE_FIELDS})
+        sums = _remembered(
+            scope,
+            ("sums", () if scope.platform else _day_key(scope, part)),
+            lambda: rows.aggregate(**{name: Sum(name) for name in ADDITIVE_FIELDS}),
+        )
         for name in ADDITIVE_FIELDS:
             totals[name] += sums[name] or 0
     return totals
@@ -228,7 +344,8 @@ def storage_bytes(scope: Scope, cutoff: datetime.datetime) -> int:
     total = raw_additive(scope, part.raw, storage_only=True)["storage_delta_bytes"]
     rows = _rows(scope, part)
     if rows is not None:
-        total += rows.aggregate(n=Sum("storage_delta_bytes"))["n"] or 0
+        key = ("storage", () if scope.platform else _day_key(scope, part))
+        total += _remembered(scope, key, lambda: rows.aggregate(n=Sum("storage_delta_bytes"))["n"]) or 0
     return int(total)
 
 
@@ -257,14 +374,16 @@ def processing_peak(
         return 0
     live_from = end
     if now > start:
-        first_open = (
-            _sessions(scope)
+        first_open = _remembered(
+            scope,
+            ("open", min(end, now)),
+            lambda: _sessions(scope)
             .filter(
                 status=CoachingSession.Status.PROCESSING,
                 processing_finished_at__isnull=True,
                 processing_started_at__lt=min(end, now),
             )
-            .aggregate(m=Min("processing_started_at"))["m"]
+            .aggregate(m=Min("processing_started_at"))["m"],
         )
         if first_open is not None:
             live_from = max(start, _bucket_floor(scope, first_open))
@@ -276,7 +395,8 @@ def processing_peak(
         peak = max(peak, concurrent_peak(coaches, start=a, end=b, now=now))
     rows = _rows(scope, part)
     if rows is not None:
-        peak = max(peak, rows.aggregate(m=Max("processing_peak"))["m"] or 0)
+        key = ("peak", () if scope.platform else _day_key(scope, part))
+        peak = max(peak, _remembered(scope, key, lambda: rows.aggregate(m=Max("processing_peak"))["m"]) or 0)
     return peak
 
 
@@ -285,9 +405,13 @@ def api_calls(scope: Scope, period: Period, *, now: datetime.datetime) -> int:
     daily; the platform's sealed days come from day buckets, the rest raw (and get sealed once over)."""
     first, last = period.first_day, period.last_day
     if not scope.platform:
-        return ApiUsage.objects.filter(user=scope.coach, day__gte=first, day__lte=last).aggregate(
-            n=Sum("count")
-        )["n"] or 0
+        return _remembered(
+            scope,
+            ("api", (first, last)),
+            lambda: ApiUsage.objects.filter(user=scope.coach, day__gte=first, day__lte=last).aggregate(
+                n=Sum("count")
+            )["n"],
+        ) or 0
     sealed = dict(
         PlatformUsageBucket.objects.filter(grain=GRAIN.DAY, day__gte=first, day__lte=last, api_sealed=True)
         .values_list("day", "api_calls")

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from analytics import charts
 from analytics.periods import Period, PeriodError, parse_period
-from analytics.usage import DEFINITIONS, plan_usage, sessions_by_status, usage_series, usage_summaries
+from analytics.usage import DEFINITIONS, batched, plan_usage, sessions_by_status, usage_series, usage_summaries
 from coaching.models import User
 
 from .params import ErrorSerializer, PeriodQuerySerializer
@@ -112,10 +112,12 @@ class UsageAnalyticsApi(APIView):
         coaches, period: Period, *, subject: User | None, now: datetime.datetime, granularity: str | None = None
     ) -> dict:
         """The whole response body, as plain data (shared with the page's first render)."""
-        current, previous = (s.as_dict() for s in usage_summaries(coaches, [period, period.previous()], now=now))
-        series = usage_series(coaches, period, granularity=granularity, now=now)
-        plan = plan_usage(subject, now=now) if subject else None
-        statuses = sessions_by_status(coaches, period)
+        periods = [period, period.previous()]
+        with batched(coaches, periods, now=now):  # one coach: the roll-up reads of both periods in one query
+            current, previous = (s.as_dict() for s in usage_summaries(coaches, periods, now=now))
+            series = usage_series(coaches, period, granularity=granularity, now=now)
+            plan = plan_usage(subject, now=now) if subject else None
+            statuses = sessions_by_status(coaches, period)
         return {
             **current,
             "scope": "user" if subject else "platform",
