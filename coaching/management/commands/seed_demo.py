@@ -95,16 +95,12 @@ class Command(BaseCommand):
         """Step 2: ``count`` sessions over the last year, in time order as a live system appends them, each
         with its ledger row (3 % failed with a free retry; 5 % of audio deleted 20 days later).
 
-        PostgreSQL gets them by ``COPY`` (session ids reserved from the sequence first, so the ledger
-        rows can point at them; as a superuser without a foreign-key check per row); other databases
-        by ``bulk_create``.
+        PostgreSQL generates them itself (``crowd_in_database``); other databases get them by ``bulk_create``.
         """
-        if connection.vendor == "postgresql" and count:
-            self.crowd_in_database(coaches, count, seed=rng.randrange(2**31), now=now)
+        if connection.vendor == "postgresql":
+            if count:
+                self.crowd_in_database(coaches, count, seed=rng.randrange(2**31), now=now)
             return
-        copy = False  # the COPY path below stays for a database without server-side generation
-        first_id = self.reserve_session_ids(count) if copy else None
-        unchecked = copy and is_superuser()
         year = datetime.timedelta(days=365)
         with self.bar(count, "sessions + usage logs") as bar:
             for first in range(0, count, CHUNK):
@@ -115,12 +111,7 @@ class Command(BaseCommand):
                 instants = sorted(begin + datetime.timedelta(seconds=rng.random() * width) for _ in range(n))
                 rows = [crowd_row(rng, coaches, at, now) for at in instants]
                 with transaction.atomic():
-                    if copy:
-                        if unchecked:
-                            skip_row_triggers()
-                        copy_rows(rows, first_id + first)
-                    else:
-                        create_rows(rows)
+                    create_rows(rows)
                 bar.update(n)
 
     def crowd_in_database(self, coaches: list[tuple], count: int, *, seed: int, now: datetime.datetime) -> None:
@@ -285,17 +276,6 @@ CROWD_SQL = """
            round(seconds::numeric / 60, 2), 'google', 0.5000, NOT failed, plan, fin
     FROM crowd ORDER BY sid
 """
-SESSION_COLUMNS = (
-    "id", "coach_id", "title", "session_date", "audio_filename", "audio_size_bytes", "duration_seconds", "language",
-    "stt_provider", "provider_cost_usd", "status", "processing_started_at", "processing_finished_at",
-    "error_message", "fee_currency", "created_at", "deleted_at",
-)
-LOG_COLUMNS = (
-    "user_id", "session_id", "kind", "seconds", "minutes", "provider", "provider_cost_usd", "billable", "plan_code",
-    "created_at",
-)
-
-
 def crowd_row(rng: random.Random, coaches: list[tuple], at: datetime.datetime, now: datetime.datetime) -> tuple:
     """One session and its ledger row: ``(coach, plan, at, seconds, failed, finished, deleted)``."""
     coach, plan = coaches[rng.randrange(len(coaches))]
@@ -378,37 +358,3 @@ def skip_row_triggers() -> None:
     just created or reserved): ``session_replication_role = replica``, which needs a superuser."""
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
-
-
-# Two-decimal minutes of every duration the crowd uses (600-5400 s), formatted once.
-COPY_MINUTES = {seconds: str(minutes_from_seconds(seconds)) for seconds in range(600, 5401)}
-
-
-def copy_rows(rows: list[tuple], first_id: int) -> None:
-    """``COPY`` the chunk's sessions (ids from ``first_id``) and their ledger rows, as text lines.
-
-    Formatted by hand, column by column (``SESSION_COLUMNS``, ``LOG_COLUMNS``): at 10M rows the
-    per-field dispatch of a generic writer costs more than the database's work.
-    """
-    sessions, logs = [], []
-    for offset, (coach, plan, at, seconds, failed, finished, deleted) in enumerate(rows):
-        sid = first_id + offset
-        started, ended = at.isoformat(), finished.isoformat()
-        gone = deleted.isoformat() if deleted else "\\N"
-        status, error, kind, billable = (
-            ("failed", "Provider timeout", "retry_failed", "f") if failed else ("completed", "", "original", "t")
-        )
-        sessions.append(
-            f"{sid}\t{coach}\tBenchmark session\t{at.date().isoformat()}\tbench.m4a\t{seconds * 16000}\t{seconds}"
-            f"\tcmn-Hant-TW\tgoogle\t0.5000\t{status}\t{started}\t{ended}\t{error}\t\t{started}\t{gone}"
-        )
-        logs.append(
-            f"{coach}\t{sid}\t{kind}\t{seconds}\t{COPY_MINUTES[seconds]}\tgoogle\t0.5000\t{billable}\t{plan}\t{ended}"
-        )
-    with connection.cursor() as cursor:
-        for table, columns, lines in (
-            ("coaching_coachingsession", SESSION_COLUMNS, sessions),
-            ("coaching_usagelog", LOG_COLUMNS, logs),
-        ):
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                copy.write("\n".join(lines) + "\n")
