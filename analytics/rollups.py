@@ -125,6 +125,11 @@ def cover(scope: Scope, start: datetime.datetime, end: datetime.datetime) -> Cov
     return out
 
 
+def _has_rows(scope: Scope, part: Cover) -> bool:
+    """Whether the cover has whole buckets (``_rows`` is not None), without building the query."""
+    return bool(part.days or (scope.platform and part.quarters))
+
+
 def _rows(scope: Scope, part: Cover) -> QuerySet | None:
     """The roll-up rows of the cover's buckets."""
     if scope.platform:
@@ -156,6 +161,10 @@ def _remembered(scope: Scope, key: tuple, read):
     return read()
 
 
+SERIES_FIELDS = (
+    "billable_minutes", "sessions", "transcriptions", "failed", "exports_csv", "exports_pdf", "exports_xlsx"
+)
+SERIES_COLUMNS = ("day", *SERIES_FIELDS)
 INTEGER_FIELDS = [name for name in ADDITIVE_FIELDS if name not in ("minutes", "billable_minutes", "provider_cost_usd")]
 
 
@@ -190,7 +199,11 @@ def preload(scope: Scope, periods: list[tuple[Period, datetime.datetime]], *, no
             wanted += [("sums", _day_key(scope, part)), ("peak", _day_key(scope, part))]
         if storage.days:
             wanted.append(("storage", _day_key(scope, storage)))
+        if storage.raw:
+            wanted.append(("raw_storage", tuple(storage.raw)))
         wanted.append(("api", (period.first_day, period.last_day)))
+        if period is periods[0][0]:  # the chart's days (of the first period only)
+            wanted.append(("series", (period.first_day, period.last_day + DAY)))
         if now > period.start:
             wanted.append(("open", min(period.end, now)))
         for key in wanted:
@@ -204,6 +217,13 @@ def preload(scope: Scope, periods: list[tuple[Period, datetime.datetime]], *, no
                 columns.append(f"MAX(processing_peak) FILTER (WHERE {inside(bounds)})")
             elif kind == "storage":
                 columns.append(f"SUM(storage_delta_bytes) FILTER (WHERE {inside(bounds)})")
+            elif kind == "series":
+                flag = inside((bounds,))
+                columns += [f"array_agg({name} ORDER BY day) FILTER (WHERE {flag})" for name in SERIES_COLUMNS]
+            elif kind == "raw_storage":  # raw_additive(storage_only=True), as SQL
+                sql, values = _raw_storage_sql(scope, bounds)
+                columns.append(sql)
+                params += values
             elif kind == "api":
                 columns.append(
                     "(SELECT SUM(count) FROM coaching_apiusage WHERE user_id = %s AND day >= %s AND day <= %s)"
@@ -225,7 +245,12 @@ def preload(scope: Scope, periods: list[tuple[Period, datetime.datetime]], *, no
         row = list(cursor.fetchone())
     memo = {}
     for key in keys:
-        if key[0] == "sums":
+        if key[0] == "series":
+            values = [row.pop(0) or [] for _ in SERIES_COLUMNS]
+            memo[key] = [dict(zip(SERIES_COLUMNS, got, strict=True)) for got in zip(*values, strict=True)]
+        elif key[0] == "raw_storage":
+            memo[key] = int(row.pop(0))
+        elif key[0] == "sums":
             values = [row.pop(0) for _ in ADDITIVE_FIELDS]
             memo[key] = {
                 name: (None if value is None else int(value) if name in INTEGER_FIELDS else value)
@@ -235,6 +260,39 @@ def preload(scope: Scope, periods: list[tuple[Period, datetime.datetime]], *, no
             value = row.pop(0)
             memo[key] = int(value) if value is not None and key[0] != "open" else value
     scope.memo.update(memo)
+
+
+def _raw_storage_sql(scope: Scope, segments: tuple[Segment, ...]) -> tuple[str, list]:
+    """``raw_additive(scope, segments, storage_only=True)["storage_delta_bytes"]`` as one scalar subquery:
+    audio uploaded, minus audio deleted (when deleted, or at the upload if stamped before it), plus
+    export files kept, minus those deleted (the same way), of the coach's rows in ``segments``."""
+    params: list = []
+
+    def within(column: str) -> str:
+        params.extend(value for pair in segments for value in pair)
+        return "(" + " OR ".join(f"({column} >= %s AND {column} < %s)" for _ in segments) + ")"
+
+    parts = [
+        "(SELECT COALESCE(SUM(audio_size_bytes) FILTER (WHERE {up}), 0)"
+        " - COALESCE(SUM(audio_size_bytes) FILTER (WHERE ({gone} AND deleted_at >= created_at)"
+        " OR ({up2} AND deleted_at < created_at)), 0)"
+        " FROM coaching_coachingsession WHERE coach_id = %s AND ({up3} OR {gone2}))",
+        "(SELECT COALESCE(SUM(bytes) FILTER (WHERE {up} AND file_path <> ''), 0)"
+        " - COALESCE(SUM(bytes) FILTER (WHERE file_path <> '' AND (({gone} AND file_deleted_at >= created_at)"
+        " OR ({up2} AND file_deleted_at < created_at))), 0)"
+        " FROM coaching_exportrecord WHERE subject_id = %s AND ({up3} OR {gone2}))",
+    ]
+    out = []
+    for template, removed in zip(parts, ("deleted_at", "file_deleted_at"), strict=True):
+        # Placeholders in the order they appear in the text.
+        filled = template.format(
+            up=within("created_at"), gone=within(removed), up2=within("created_at"),
+            up3="{up3}", gone2="{gone2}",
+        )
+        params.append(scope.coach.pk)
+        filled = filled.format(up3=within("created_at"), gone2=within(removed))
+        out.append(filled)
+    return f"({out[0]} + {out[1]})", params
 
 
 @contextlib.contextmanager
@@ -325,12 +383,11 @@ def additive(scope: Scope, start: datetime.datetime, end: datetime.datetime) -> 
     """Every additive roll-up field over ``[start, end)``."""
     part = cover(scope, start, end)
     totals = raw_additive(scope, part.raw)
-    rows = _rows(scope, part)
-    if rows is not None:
+    if _has_rows(scope, part):
         sums = _remembered(
             scope,
             ("sums", () if scope.platform else _day_key(scope, part)),
-            lambda: rows.aggregate(**{name: Sum(name) for name in ADDITIVE_FIELDS}),
+            lambda: _rows(scope, part).aggregate(**{name: Sum(name) for name in ADDITIVE_FIELDS}),
         )
         for name in ADDITIVE_FIELDS:
             totals[name] += sums[name] or 0
@@ -341,11 +398,14 @@ def storage_bytes(scope: Scope, cutoff: datetime.datetime) -> int:
     """The balance at ``cutoff``: every storage change before it (whole buckets, then the raw rest)."""
     tz = UTC if scope.platform else scope.coach.tzinfo
     part = cover(scope, local_midnight(FAR_PAST.date() + DAY, tz), cutoff)  # nothing is older
-    total = raw_additive(scope, part.raw, storage_only=True)["storage_delta_bytes"]
-    rows = _rows(scope, part)
-    if rows is not None:
+    total = _remembered(
+        scope,
+        ("raw_storage", tuple(part.raw)),
+        lambda: raw_additive(scope, part.raw, storage_only=True)["storage_delta_bytes"],
+    )
+    if _has_rows(scope, part):
         key = ("storage", () if scope.platform else _day_key(scope, part))
-        total += _remembered(scope, key, lambda: rows.aggregate(n=Sum("storage_delta_bytes"))["n"]) or 0
+        total += _remembered(scope, key, lambda: _rows(scope, part).aggregate(n=Sum("storage_delta_bytes"))["n"]) or 0
     return int(total)
 
 
@@ -393,10 +453,11 @@ def processing_peak(
     part = cover(scope, start, live_from)
     for a, b in part.raw:
         peak = max(peak, concurrent_peak(coaches, start=a, end=b, now=now))
-    rows = _rows(scope, part)
-    if rows is not None:
+    if _has_rows(scope, part):
         key = ("peak", () if scope.platform else _day_key(scope, part))
-        peak = max(peak, _remembered(scope, key, lambda: rows.aggregate(m=Max("processing_peak"))["m"]) or 0)
+        peak = max(
+            peak, _remembered(scope, key, lambda: _rows(scope, part).aggregate(m=Max("processing_peak"))["m"]) or 0
+        )
     return peak
 
 
@@ -481,7 +542,7 @@ def series(scope: Scope, period: Period, granularity: str) -> list[dict] | None:
     parts = [cover(scope, b.start, b.end) for b in buckets]
     if any(part.raw for part in parts):
         return None
-    fields = ("billable_minutes", "sessions", "transcriptions", "failed", "exports_csv", "exports_pdf", "exports_xlsx")
+    fields = SERIES_FIELDS
     if scope.platform:
         # Summed in the database, per local bucket of each row's start: a whole UTC day inside one
         # bucket from its day row, the UTC days a bucket boundary cuts from their quarter-hours.
@@ -509,8 +570,14 @@ def series(scope: Scope, period: Period, granularity: str) -> list[dict] | None:
                     got[name] += row[name] or 0
         return [_series_row(bucket.label, by_label.get(bucket.label, dict.fromkeys(fields, 0))) for bucket in buckets]
     tz = scope.coach.tzinfo
-    days = {local_midnight(row["day"], tz).astimezone(UTC): row for row in CoachUsageDay.objects.filter(
-        user=scope.coach, day__gte=period.first_day, day__lte=period.last_day).values("day", *fields)}
+    rows = _remembered(
+        scope,
+        ("series", (period.first_day, period.last_day + DAY)),
+        lambda: CoachUsageDay.objects.filter(
+            user=scope.coach, day__gte=period.first_day, day__lte=period.last_day
+        ).values("day", *fields),
+    )
+    days = {local_midnight(row["day"], tz).astimezone(UTC): row for row in rows}
     tables = [(sorted(days), days)]
     out = []
     for bucket, part in zip(buckets, parts, strict=True):

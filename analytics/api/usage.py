@@ -26,6 +26,10 @@ from coaching.models import User
 from .params import ErrorSerializer, PeriodQuerySerializer
 from .usage_serializers import COMPARED_METRICS, UsageAnalyticsOutputSerializer
 
+# The response's serializer, its fields bound once (DRF deep-copies ~150 fields per new instance):
+# ``to_representation`` keeps no state between calls, as a ListSerializer's child does for each item.
+OUTPUT = UsageAnalyticsOutputSerializer()
+
 
 def metric_changes(current: dict, previous: dict) -> dict:
     """Per metric: ``delta`` = current − previous; ``percent`` = delta / previous × 100 (one decimal).
@@ -83,7 +87,7 @@ class UsageAnalyticsApi(APIView):
         data = self.analytics(
             coaches, period, subject=subject, now=now, granularity=params.validated_data.get("granularity")
         )
-        return Response(UsageAnalyticsOutputSerializer(data).data)
+        return Response(OUTPUT.to_representation(data))
 
     @staticmethod
     def _subject(viewer: User, user_id) -> User | None:
