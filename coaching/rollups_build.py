@@ -300,7 +300,7 @@ def replace(first: datetime.date, last: datetime.date, *, longest: datetime.time
     with transaction.atomic():
         if in_database:
             with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL work_mem = '128MB'")  # a chunk's groups sorted in memory
+                cursor.execute("SET LOCAL work_mem = '256MB'")  # a chunk's groups sorted in memory
                 cursor.execute("SET LOCAL jit = off")  # compiling these long statements costs more than it saves
         buckets = compute(first, last, longest=longest, coaches=not in_database, in_database=in_database)
         CoachUsageDay.objects.filter(day__gte=first, day__lte=last).delete()
