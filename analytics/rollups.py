@@ -12,6 +12,7 @@ read (a zone that is not gets the sliver raw). docs/usage-analytics.md has the w
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -19,6 +20,7 @@ import operator
 from collections.abc import Iterable
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 
@@ -48,6 +50,8 @@ class Scope:
     """Whose roll-ups answer: the platform's, one coach's (with the zone the coach's days are cut in)."""
 
     coach: User | None
+    # Reads already made for this request (``preload``): {(what, day ranges or bounds): value}.
+    memo: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @property
     def platform(self) -> bool:
@@ -121,6 +125,11 @@ def cover(scope: Scope, start: datetime.datetime, end: datetime.datetime) -> Cov
     return out
 
 
+def _has_rows(scope: Scope, part: Cover) -> bool:
+    """Whether the cover has whole buckets (``_rows`` is not None), without building the query."""
+    return bool(part.days or (scope.platform and part.quarters))
+
+
 def _rows(scope: Scope, part: Cover) -> QuerySet | None:
     """The roll-up rows of the cover's buckets."""
     if scope.platform:
@@ -137,6 +146,167 @@ def _rows(scope: Scope, part: Cover) -> QuerySet | None:
     for a, b in part.days:
         q |= Q(day__gte=a.astimezone(tz).date(), day__lt=b.astimezone(tz).date())
     return CoachUsageDay.objects.filter(q, user=scope.coach)
+
+
+def _day_key(scope: Scope, part: Cover) -> tuple:
+    """The coach's local day ranges of a cover, as the memo's key."""
+    tz = scope.coach.tzinfo
+    return tuple((a.astimezone(tz).date(), b.astimezone(tz).date()) for a, b in part.days)
+
+
+def _remembered(scope: Scope, key: tuple, read):
+    """``read()``, unless ``preload`` already read it for this request."""
+    if key in scope.memo:
+        return scope.memo[key]
+    return read()
+
+
+SERIES_FIELDS = (
+    "billable_minutes", "sessions", "transcriptions", "failed", "exports_csv", "exports_pdf", "exports_xlsx"
+)
+SERIES_COLUMNS = ("day", *SERIES_FIELDS)
+INTEGER_FIELDS = [name for name in ADDITIVE_FIELDS if name not in ("minutes", "billable_minutes", "provider_cost_usd")]
+
+
+def preload(scope: Scope, periods: list[tuple[Period, datetime.datetime]], *, now: datetime.datetime) -> None:
+    """One coach's roll-up reads for several ``(period, balance cutoff)`` pairs, in one query.
+
+    The same reads ``additive``, ``storage_bytes``, ``api_calls`` and ``processing_peak`` make
+    (their day ranges, their bounds), folded into the ``FILTER`` clauses of one pass over the
+    coach's day rows, with the API counters and the first still-processing session as scalar
+    subqueries: the functions then find each value in ``scope.memo`` instead of asking.
+    A request's numbers are what they would be without it; ``batched`` clears the memo after.
+    """
+    if scope.platform or connection.vendor != "postgresql":
+        return  # SQLite: the functions ask one by one (its sums of decimals are floats in raw SQL)
+    tz = scope.coach.tzinfo
+    columns, params, keys = [], [], []
+    ranges: dict[tuple, str] = {}  # day ranges → the flag column marking the coach's days inside them
+
+    def inside(bounds: tuple) -> str:
+        if bounds not in ranges:
+            ranges[bounds] = f"in{len(ranges)}"
+            flags.append(" OR ".join("(day >= %s AND day < %s)" for _ in bounds) + f" AS {ranges[bounds]}")
+            flag_params.extend(value for pair in bounds for value in pair)
+        return ranges[bounds]
+
+    flags, flag_params = [], []
+    for period, cutoff in periods:
+        part = cover(scope, period.start, period.end)
+        storage = cover(scope, local_midnight(FAR_PAST.date() + DAY, tz), cutoff)
+        wanted = []
+        if part.days:
+            wanted += [("sums", _day_key(scope, part)), ("peak", _day_key(scope, part))]
+        if storage.days:
+            wanted.append(("storage", _day_key(scope, storage)))
+        if storage.raw:
+            wanted.append(("raw_storage", tuple(storage.raw)))
+        wanted.append(("api", (period.first_day, period.last_day)))
+        if period is periods[0][0]:  # the chart's days (of the first period only)
+            wanted.append(("series", (period.first_day, period.last_day + DAY)))
+        if now > period.start:
+            wanted.append(("open", min(period.end, now)))
+        for key in wanted:
+            if key in keys:
+                continue
+            kind, bounds = key
+            if kind == "sums":
+                flag = inside(bounds)
+                columns += [f"SUM({name}) FILTER (WHERE {flag})" for name in ADDITIVE_FIELDS]
+            elif kind == "peak":
+                columns.append(f"MAX(processing_peak) FILTER (WHERE {inside(bounds)})")
+            elif kind == "storage":
+                columns.append(f"SUM(storage_delta_bytes) FILTER (WHERE {inside(bounds)})")
+            elif kind == "series":
+                flag = inside((bounds,))
+                columns += [f"array_agg({name} ORDER BY day) FILTER (WHERE {flag})" for name in SERIES_COLUMNS]
+            elif kind == "raw_storage":  # raw_additive(storage_only=True), as SQL
+                sql, values = _raw_storage_sql(scope, bounds)
+                columns.append(sql)
+                params += values
+            elif kind == "api":
+                columns.append(
+                    "(SELECT SUM(count) FROM coaching_apiusage WHERE user_id = %s AND day >= %s AND day <= %s)"
+                )
+                params += [scope.coach.pk, *bounds]
+            else:
+                columns.append(
+                    "(SELECT MIN(processing_started_at) FROM coaching_coachingsession WHERE coach_id = %s"
+                    " AND status = %s AND processing_finished_at IS NULL AND processing_started_at < %s)"
+                )
+                params += [scope.coach.pk, CoachingSession.Status.PROCESSING, bounds]
+            keys.append(key)
+    sql = (
+        f"SELECT {', '.join(columns)} FROM (SELECT *, {', '.join(flags) or 'TRUE AS none'}"
+        " FROM coaching_coachusageday WHERE user_id = %s) d"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *flag_params, scope.coach.pk])
+        row = list(cursor.fetchone())
+    memo = {}
+    for key in keys:
+        if key[0] == "series":
+            values = [row.pop(0) or [] for _ in SERIES_COLUMNS]
+            memo[key] = [dict(zip(SERIES_COLUMNS, got, strict=True)) for got in zip(*values, strict=True)]
+        elif key[0] == "raw_storage":
+            memo[key] = int(row.pop(0))
+        elif key[0] == "sums":
+            values = [row.pop(0) for _ in ADDITIVE_FIELDS]
+            memo[key] = {
+                name: (None if value is None else int(value) if name in INTEGER_FIELDS else value)
+                for name, value in zip(ADDITIVE_FIELDS, values, strict=True)
+            }
+        else:
+            value = row.pop(0)
+            memo[key] = int(value) if value is not None and key[0] != "open" else value
+    scope.memo.update(memo)
+
+
+def _raw_storage_sql(scope: Scope, segments: tuple[Segment, ...]) -> tuple[str, list]:
+    """``raw_additive(scope, segments, storage_only=True)["storage_delta_bytes"]`` as one scalar subquery:
+    audio uploaded, minus audio deleted (when deleted, or at the upload if stamped before it), plus
+    export files kept, minus those deleted (the same way), of the coach's rows in ``segments``."""
+    params: list = []
+
+    def within(column: str) -> str:
+        params.extend(value for pair in segments for value in pair)
+        return "(" + " OR ".join(f"({column} >= %s AND {column} < %s)" for _ in segments) + ")"
+
+    parts = [
+        "(SELECT COALESCE(SUM(audio_size_bytes) FILTER (WHERE {up}), 0)"
+        " - COALESCE(SUM(audio_size_bytes) FILTER (WHERE ({gone} AND deleted_at >= created_at)"
+        " OR ({up2} AND deleted_at < created_at)), 0)"
+        " FROM coaching_coachingsession WHERE coach_id = %s AND ({up3} OR {gone2}))",
+        "(SELECT COALESCE(SUM(bytes) FILTER (WHERE {up} AND file_path <> ''), 0)"
+        " - COALESCE(SUM(bytes) FILTER (WHERE file_path <> '' AND (({gone} AND file_deleted_at >= created_at)"
+        " OR ({up2} AND file_deleted_at < created_at))), 0)"
+        " FROM coaching_exportrecord WHERE subject_id = %s AND ({up3} OR {gone2}))",
+    ]
+    out = []
+    for template, removed in zip(parts, ("deleted_at", "file_deleted_at"), strict=True):
+        # Placeholders in the order they appear in the text.
+        filled = template.format(
+            up=within("created_at"), gone=within(removed), up2=within("created_at"),
+            up3="{up3}", gone2="{gone2}",
+        )
+        params.append(scope.coach.pk)
+        filled = filled.format(up3=within("created_at"), gone2=within(removed))
+        out.append(filled)
+    return f"({out[0]} + {out[1]})", params
+
+
+@contextlib.contextmanager
+def batched(coaches: QuerySet[User], periods: list[tuple[Period, datetime.datetime]], *, now: datetime.datetime):
+    """Within: one coach's roll-up reads of ``periods`` come from one query (``preload``); after, asked again."""
+    scope = scope_of(coaches)
+    if scope is None or scope.platform or scope.memo:
+        yield  # nothing to fold, or an outer ``batched`` already did
+        return
+    preload(scope, periods, now=now)
+    try:
+        yield
+    finally:
+        scope.memo.clear()
 
 
 def _zero() -> dict:
@@ -213,9 +383,12 @@ def additive(scope: Scope, start: datetime.datetime, end: datetime.datetime) -> 
     """Every additive roll-up field over ``[start, end)``."""
     part = cover(scope, start, end)
     totals = raw_additive(scope, part.raw)
-    rows = _rows(scope, part)
-    if rows is not None:
-        sums = rows.aggregate(**{name: Sum(name) for name in ADDITIVE_FIELDS})
+    if _has_rows(scope, part):
+        sums = _remembered(
+            scope,
+            ("sums", () if scope.platform else _day_key(scope, part)),
+            lambda: _rows(scope, part).aggregate(**{name: Sum(name) for name in ADDITIVE_FIELDS}),
+        )
         for name in ADDITIVE_FIELDS:
             totals[name] += sums[name] or 0
     return totals
@@ -225,10 +398,14 @@ def storage_bytes(scope: Scope, cutoff: datetime.datetime) -> int:
     """The balance at ``cutoff``: every storage change before it (whole buckets, then the raw rest)."""
     tz = UTC if scope.platform else scope.coach.tzinfo
     part = cover(scope, local_midnight(FAR_PAST.date() + DAY, tz), cutoff)  # nothing is older
-    total = raw_additive(scope, part.raw, storage_only=True)["storage_delta_bytes"]
-    rows = _rows(scope, part)
-    if rows is not None:
-        total += rows.aggregate(n=Sum("storage_delta_bytes"))["n"] or 0
+    total = _remembered(
+        scope,
+        ("raw_storage", tuple(part.raw)),
+        lambda: raw_additive(scope, part.raw, storage_only=True)["storage_delta_bytes"],
+    )
+    if _has_rows(scope, part):
+        key = ("storage", () if scope.platform else _day_key(scope, part))
+        total += _remembered(scope, key, lambda: _rows(scope, part).aggregate(n=Sum("storage_delta_bytes"))["n"]) or 0
     return int(total)
 
 
@@ -257,14 +434,16 @@ def processing_peak(
         return 0
     live_from = end
     if now > start:
-        first_open = (
-            _sessions(scope)
+        first_open = _remembered(
+            scope,
+            ("open", min(end, now)),
+            lambda: _sessions(scope)
             .filter(
                 status=CoachingSession.Status.PROCESSING,
                 processing_finished_at__isnull=True,
                 processing_started_at__lt=min(end, now),
             )
-            .aggregate(m=Min("processing_started_at"))["m"]
+            .aggregate(m=Min("processing_started_at"))["m"],
         )
         if first_open is not None:
             live_from = max(start, _bucket_floor(scope, first_open))
@@ -274,9 +453,11 @@ def processing_peak(
     part = cover(scope, start, live_from)
     for a, b in part.raw:
         peak = max(peak, concurrent_peak(coaches, start=a, end=b, now=now))
-    rows = _rows(scope, part)
-    if rows is not None:
-        peak = max(peak, rows.aggregate(m=Max("processing_peak"))["m"] or 0)
+    if _has_rows(scope, part):
+        key = ("peak", () if scope.platform else _day_key(scope, part))
+        peak = max(
+            peak, _remembered(scope, key, lambda: _rows(scope, part).aggregate(m=Max("processing_peak"))["m"]) or 0
+        )
     return peak
 
 
@@ -285,9 +466,13 @@ def api_calls(scope: Scope, period: Period, *, now: datetime.datetime) -> int:
     daily; the platform's sealed days come from day buckets, the rest raw (and get sealed once over)."""
     first, last = period.first_day, period.last_day
     if not scope.platform:
-        return ApiUsage.objects.filter(user=scope.coach, day__gte=first, day__lte=last).aggregate(
-            n=Sum("count")
-        )["n"] or 0
+        return _remembered(
+            scope,
+            ("api", (first, last)),
+            lambda: ApiUsage.objects.filter(user=scope.coach, day__gte=first, day__lte=last).aggregate(
+                n=Sum("count")
+            )["n"],
+        ) or 0
     sealed = dict(
         PlatformUsageBucket.objects.filter(grain=GRAIN.DAY, day__gte=first, day__lte=last, api_sealed=True)
         .values_list("day", "api_calls")
@@ -357,7 +542,7 @@ def series(scope: Scope, period: Period, granularity: str) -> list[dict] | None:
     parts = [cover(scope, b.start, b.end) for b in buckets]
     if any(part.raw for part in parts):
         return None
-    fields = ("billable_minutes", "sessions", "transcriptions", "failed", "exports_csv", "exports_pdf", "exports_xlsx")
+    fields = SERIES_FIELDS
     if scope.platform:
         # Summed in the database, per local bucket of each row's start: a whole UTC day inside one
         # bucket from its day row, the UTC days a bucket boundary cuts from their quarter-hours.
@@ -385,8 +570,14 @@ def series(scope: Scope, period: Period, granularity: str) -> list[dict] | None:
                     got[name] += row[name] or 0
         return [_series_row(bucket.label, by_label.get(bucket.label, dict.fromkeys(fields, 0))) for bucket in buckets]
     tz = scope.coach.tzinfo
-    days = {local_midnight(row["day"], tz).astimezone(UTC): row for row in CoachUsageDay.objects.filter(
-        user=scope.coach, day__gte=period.first_day, day__lte=period.last_day).values("day", *fields)}
+    rows = _remembered(
+        scope,
+        ("series", (period.first_day, period.last_day + DAY)),
+        lambda: CoachUsageDay.objects.filter(
+            user=scope.coach, day__gte=period.first_day, day__lte=period.last_day
+        ).values("day", *fields),
+    )
+    days = {local_midnight(row["day"], tz).astimezone(UTC): row for row in rows}
     tables = [(sorted(days), days)]
     out = []
     for bucket, part in zip(buckets, parts, strict=True):

@@ -319,7 +319,13 @@ def usage_summaries(
 ) -> list[UsageSummary]:
     """``usage_summary`` for several periods (e.g. this one and the previous)."""
     now = _now(now)
-    return [_summary(coaches, period, now=now) for period in periods]
+    with batched(coaches, periods, now=now):
+        return [_summary(coaches, period, now=now) for period in periods]
+
+
+def batched(coaches: QuerySet[User], periods: list[Period], *, now: datetime.datetime):
+    """Within: one coach's roll-up reads for ``periods`` (totals, balances, peaks) are made in one query."""
+    return rollups.batched(coaches, [(period, balance_cutoff(period.end, now)) for period in periods], now=now)
 
 
 def _summary(coaches: QuerySet[User], period: Period, *, now: datetime.datetime) -> UsageSummary:

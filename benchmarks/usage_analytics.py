@@ -11,7 +11,7 @@ Goals: platform p50 < 100 ms for each period, one coach p50 < 20 ms, write cost 
 1M and at 10M usage logs to see the cost stay flat.
 
 Seeding (``--seed-with``):
-  command  (default) ``seed_demo --users U --usage-logs N``: the seeder itself (COPY on PostgreSQL),
+  command  (default) ``seed_demo --users U --usage-logs N``: the seeder itself (generated server-side on PostgreSQL),
            which also rebuilds the roll-ups; its wall time is printed.
   sql      bulk ``INSERT … SELECT generate_series`` (sessions over the last year, 8 % failed, 5 %
            deleted, a few still processing, exports, API usage), then ``rollups_rebuild``.

@@ -167,7 +167,12 @@ def sources(owner_q: Callable[[str], Q]) -> list[tuple[QuerySet, str, str, tuple
 
 
 def compute(
-    first: datetime.date, last: datetime.date, *, longest: datetime.timedelta | None = None, coaches: bool = True
+    first: datetime.date,
+    last: datetime.date,
+    *,
+    longest: datetime.timedelta | None = None,
+    coaches: bool = True,
+    in_database: bool = False,
 ) -> Buckets:
     """The buckets of the local days ``first``…``last`` (coaches) and UTC days (platform), from raw rows."""
     longest = longest_processing() if longest is None else longest
@@ -187,7 +192,7 @@ def compute(
                 out.add(out.coach, key, deltas(row))
                 out.coach_tz[key] = tz_name
         _coach_peaks(out, tz_name, names, first, last, longest)
-    _platform(out, first, last, longest)
+    _platform(out, first, last, longest, in_database=in_database)
     return out
 
 
@@ -221,8 +226,16 @@ def _meeting(sessions: QuerySet, start, end, longest) -> QuerySet:
     )
 
 
-def _platform(out: Buckets, first, last, longest) -> None:
+def _platform(out: Buckets, first, last, longest, *, in_database: bool = False) -> None:
     start, end = local_midnight(first, UTC), local_midnight(last + DAY, UTC)
+    if in_database:
+        platform_sql(first, last, longest, out)
+    else:
+        _platform_python(out, start, end, longest)
+    _platform_api(out, first, last)
+
+
+def _platform_python(out: Buckets, start, end, longest) -> None:
     for rows, _owner, field, extra, aggregates, deltas in sources(lambda f: Q()):
         grouped = (
             rows.filter(**{f"{field}__gte": start, f"{field}__lt": end})
@@ -244,6 +257,9 @@ def _platform(out: Buckets, first, last, longest) -> None:
             out.platform[(GRAIN.QUARTER, a)]["processing_peak"] = peak
             day = out.platform[(GRAIN.DAY, a.replace(hour=0, minute=0))]
             day["processing_peak"] = max(day.get("processing_peak", 0), peak)
+
+
+def _platform_api(out: Buckets, first, last) -> None:
     sealed_before = timezone.now().astimezone(UTC).date() - DAY
     api = (
         ApiUsage.objects.order_by()
@@ -282,7 +298,11 @@ def replace(first: datetime.date, last: datetime.date, *, longest: datetime.time
     longest = longest_processing() if longest is None else longest
     in_database = connection.vendor == "postgresql"
     with transaction.atomic():
-        buckets = compute(first, last, longest=longest, coaches=not in_database)
+        if in_database:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '256MB'")  # a chunk's groups sorted in memory
+                cursor.execute("SET LOCAL jit = off")  # compiling these long statements costs more than it saves
+        buckets = compute(first, last, longest=longest, coaches=not in_database, in_database=in_database)
         CoachUsageDay.objects.filter(day__gte=first, day__lte=last).delete()
         PlatformUsageBucket.objects.filter(day__gte=first, day__lte=last).delete()
         coach = [_coach_row(key, fields, buckets.coach_tz[key]) for key, fields in buckets.coach.items()]
@@ -360,6 +380,77 @@ _SOURCES_SQL = [
 _COLUMNS = [name for name in ADDITIVE_FIELDS]
 
 
+def _events_sql(low: datetime.datetime, high: datetime.datetime, *, owner: bool) -> tuple[str, list]:
+    """Every source's rows as events ``(uid, at, field values…)`` whose instant may fall in ``[low, high)``:
+    index-friendly bounds on the instant's own column(s); the caller tests the instant exactly."""
+    branches, params = [], []
+    for table, who, instant, condition, values in _SOURCES_SQL:
+        bounds = " OR ".join(
+            f"({column} >= %s AND {column} < %s)" for column in re.findall(r"r\.\w+_at", instant)
+        )
+        branches.append(
+            f"SELECT {who + ' AS uid, ' if owner else ''}{instant} AS at, "
+            + ", ".join(f"{values.get(name, '0')} AS {name}" for name in _COLUMNS)
+            + f" FROM {table} WHERE {condition} AND ({bounds})"
+        )
+        params += [low, high] * bounds.count("%s AND")
+    return " UNION ALL ".join(branches), params
+
+
+def platform_sql(first: datetime.date, last: datetime.date, longest: datetime.timedelta, out: Buckets) -> None:
+    """The platform's quarter-hours of the UTC days ``first``…``last`` (PostgreSQL), summed and swept in
+    the database: the same rule as ``_platform``'s Python, a few thousand rows back instead of every
+    interval. Day buckets are their quarters' sums (and the largest of their peaks)."""
+    start, end = local_midnight(first, UTC), local_midnight(last + DAY, UTC)
+    events, params = _events_sql(start, end, owner=False)
+    sums = ", ".join(f"SUM({name})" for name in _COLUMNS)
+    quarters = f"""
+        SELECT date_bin('15 minutes', at, TIMESTAMPTZ '2000-01-01 00:00+00') AS q, {sums}
+        FROM ({events}) ev WHERE at >= %s AND at < %s GROUP BY 1
+    """
+    peaks = """
+        WITH iv AS (
+            SELECT processing_started_at AS st, processing_finished_at AS fin FROM coaching_coachingsession
+            WHERE processing_finished_at > %s AND processing_finished_at <= %s
+              AND processing_started_at < %s AND processing_finished_at > processing_started_at
+        ),
+        pieces AS (
+            SELECT q, GREATEST(st, q) AS ps, LEAST(fin, q + interval '15 minutes') AS pf
+            FROM iv, generate_series(date_bin('15 minutes', st, TIMESTAMPTZ '2000-01-01 00:00+00'),
+                                     date_bin('15 minutes', fin - interval '1 microsecond',
+                                              TIMESTAMPTZ '2000-01-01 00:00+00'),
+                                     interval '15 minutes') AS q
+        ),
+        net AS (
+            SELECT q, t, SUM(delta) AS delta FROM (
+                SELECT q, ps AS t, 1 AS delta FROM pieces WHERE pf > ps
+                UNION ALL SELECT q, pf AS t, -1 AS delta FROM pieces WHERE pf > ps
+            ) e GROUP BY q, t
+        ),
+        running AS (SELECT q, SUM(delta) OVER (PARTITION BY q ORDER BY t) AS open FROM net)
+        SELECT q, MAX(open) FROM running WHERE q >= %s AND q < %s GROUP BY q HAVING MAX(open) > 0
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(quarters, [*params, start, end])
+        for row in cursor.fetchall():
+            quarter = row[0].astimezone(UTC)
+            values = {
+                name: (value if name in DECIMAL_FIELDS else int(value))
+                for name, value in zip(_COLUMNS, row[1:], strict=True)
+            }
+            out.add(out.platform, (GRAIN.QUARTER, quarter), values)
+            out.add(out.platform, (GRAIN.DAY, quarter.replace(hour=0, minute=0)), values)
+        cursor.execute(peaks, [start, end + longest, end, start, end])
+        for q, peak in cursor.fetchall():
+            quarter = q.astimezone(UTC)
+            out.platform[(GRAIN.QUARTER, quarter)]["processing_peak"] = peak
+            day = out.platform[(GRAIN.DAY, quarter.replace(hour=0, minute=0))]
+            day["processing_peak"] = max(day.get("processing_peak", 0), peak)
+
+
+DECIMAL_FIELDS = ("minutes", "billable_minutes", "provider_cost_usd")
+
+
 def coach_days_sql(first: datetime.date, last: datetime.date, longest: datetime.timedelta) -> int:
     """Insert the coaches' days ``first``…``last`` (PostgreSQL), computed in the database. Returns rows."""
     names = zones()
@@ -369,62 +460,55 @@ def coach_days_sql(first: datetime.date, last: datetime.date, longest: datetime.
     zone_params = [value for zone, found in names.items() for name in found for value in (name, zone)]
     low = local_midnight(first, UTC) - datetime.timedelta(days=2)  # every zone's local day lies in here
     high = local_midnight(last + DAY, UTC) + datetime.timedelta(days=2)
-    branches, params = [], []
-    for table, owner, instant, condition, values in _SOURCES_SQL:
-        # Index-friendly bounds on the instant's own column(s), then the exact local-day test below.
-        bounds = " OR ".join(
-            f"({column} >= %s AND {column} < %s)" for column in re.findall(r"r\.\w+_at", instant)
-        )
-        branches.append(
-            f"SELECT {owner} AS uid, z.zone, (({instant}) AT TIME ZONE z.zone)::date AS day, "
-            + ", ".join(f"{values.get(name, '0')} AS {name}" for name in _COLUMNS)
-            + f" FROM {table} JOIN coaching_user u ON u.id = {owner} JOIN z ON z.name = u.timezone"
-            + f" WHERE {condition} AND ({bounds})"
-        )
-        params += [low, high] * bounds.count("%s AND")
+    events, params = _events_sql(low, high, owner=True)
     columns = ", ".join(_COLUMNS)
     sums = ", ".join(f"SUM({name})" for name in _COLUMNS)
+    # The coaches (and the zone their days are cut in) are joined once, over every source's events; the
+    # day's processing peak comes in as one more row per coach-day, so each day row is written once.
+    # A peak is reached as some interval starts: the most pieces open then (started at or before it,
+    # finishing after it). Nearly every coach-day holds one piece (peak 1): only the others compare.
     sql = f"""
-        WITH z(name, zone) AS (VALUES {zone_rows})
-        INSERT INTO coaching_coachusageday (user_id, day, tz, {columns})
-        SELECT uid, day, zone, {sums} FROM ({" UNION ALL ".join(branches)}) ev
-        WHERE day >= %s AND day <= %s
-        GROUP BY uid, day, zone
-    """
-    peaks = f"""
         WITH z(name, zone) AS (VALUES {zone_rows}),
-        iv AS (
-            SELECT s.coach_id AS uid, z.zone, s.processing_started_at AS st, s.processing_finished_at AS fin
-            FROM coaching_coachingsession s JOIN coaching_user u ON u.id = s.coach_id JOIN z ON z.name = u.timezone
-            WHERE s.processing_finished_at > %s AND s.processing_finished_at <= %s
-              AND s.processing_started_at < %s AND s.processing_finished_at > s.processing_started_at
-        ),
         pieces AS (
             SELECT uid, zone, d::date AS day,
                    GREATEST(st, d::timestamp AT TIME ZONE zone) AS ps,
                    LEAST(fin, (d + interval '1 day')::timestamp AT TIME ZONE zone) AS pf
-            FROM iv, generate_series((st AT TIME ZONE zone)::date::timestamp,
-                                     ((fin - interval '1 microsecond') AT TIME ZONE zone)::date::timestamp,
-                                     interval '1 day') AS d
+            FROM (
+                SELECT s.coach_id AS uid, z.zone, s.processing_started_at AS st, s.processing_finished_at AS fin
+                FROM coaching_coachingsession s JOIN coaching_user u ON u.id = s.coach_id
+                JOIN z ON z.name = u.timezone
+                WHERE s.processing_finished_at > %s AND s.processing_finished_at <= %s
+                  AND s.processing_started_at < %s AND s.processing_finished_at > s.processing_started_at
+            ) iv,
+            generate_series((st AT TIME ZONE zone)::date::timestamp,
+                            ((fin - interval '1 microsecond') AT TIME ZONE zone)::date::timestamp,
+                            interval '1 day') AS d
         ),
-        net AS (
-            SELECT uid, zone, day, t, SUM(delta) AS delta FROM (
-                SELECT uid, zone, day, ps AS t, 1 AS delta FROM pieces WHERE pf > ps
-                UNION ALL SELECT uid, zone, day, pf AS t, -1 AS delta FROM pieces WHERE pf > ps
-            ) e GROUP BY uid, zone, day, t
+        grouped AS (
+            SELECT uid, zone, day, count(*) AS n, array_agg(ps) AS starts, array_agg(pf) AS ends
+            FROM pieces WHERE pf > ps AND day >= %s AND day <= %s GROUP BY uid, zone, day
         ),
-        running AS (
-            SELECT uid, zone, day, SUM(delta) OVER (PARTITION BY uid, day ORDER BY t) AS open FROM net
+        peak AS (
+            SELECT uid, zone, day, CASE WHEN n = 1 THEN 1 ELSE (
+                SELECT max((SELECT count(*) FROM unnest(starts, ends) AS o(s, f) WHERE o.s <= a.s AND o.f > a.s))
+                FROM unnest(starts) AS a(s)
+            ) END AS processing_peak FROM grouped
         )
-        INSERT INTO coaching_coachusageday (user_id, day, tz, processing_peak)
-        SELECT uid, day, zone, MAX(open) FROM running WHERE day >= %s AND day <= %s
-        GROUP BY uid, day, zone HAVING MAX(open) > 0
-        ON CONFLICT (user_id, day) DO UPDATE SET processing_peak = excluded.processing_peak
+        INSERT INTO coaching_coachusageday (user_id, day, tz, {columns}, processing_peak)
+        SELECT uid, day, zone, {sums}, MAX(processing_peak) FROM (
+            SELECT local.*, 0 AS processing_peak FROM (
+                SELECT ev.*, z.zone, (ev.at AT TIME ZONE z.zone)::date AS day
+                FROM ({events}) ev JOIN coaching_user u ON u.id = ev.uid JOIN z ON z.name = u.timezone
+            ) local
+            WHERE day >= %s AND day <= %s
+            UNION ALL
+            SELECT uid, NULL, {", ".join("0" for _ in _COLUMNS)}, zone, day, processing_peak FROM peak
+        ) rows
+        GROUP BY uid, day, zone
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*zone_params, *params, first, last])
+        cursor.execute(sql, [*zone_params, low, high + longest, high, first, last, *params, first, last])
         written = cursor.rowcount
-        cursor.execute(peaks, [*zone_params, low, high + longest, high, first, last])
     return written
 
 

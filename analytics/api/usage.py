@@ -20,11 +20,15 @@ from rest_framework.views import APIView
 
 from analytics import charts
 from analytics.periods import Period, PeriodError, parse_period
-from analytics.usage import DEFINITIONS, plan_usage, sessions_by_status, usage_series, usage_summaries
+from analytics.usage import DEFINITIONS, batched, plan_usage, sessions_by_status, usage_series, usage_summaries
 from coaching.models import User
 
 from .params import ErrorSerializer, PeriodQuerySerializer
 from .usage_serializers import COMPARED_METRICS, UsageAnalyticsOutputSerializer
+
+# The response's serializer, its fields bound once (DRF deep-copies ~150 fields per new instance):
+# ``to_representation`` keeps no state between calls, as a ListSerializer's child does for each item.
+OUTPUT = UsageAnalyticsOutputSerializer()
 
 
 def metric_changes(current: dict, previous: dict) -> dict:
@@ -83,7 +87,7 @@ class UsageAnalyticsApi(APIView):
         data = self.analytics(
             coaches, period, subject=subject, now=now, granularity=params.validated_data.get("granularity")
         )
-        return Response(UsageAnalyticsOutputSerializer(data).data)
+        return Response(OUTPUT.to_representation(data))
 
     @staticmethod
     def _subject(viewer: User, user_id) -> User | None:
@@ -112,10 +116,12 @@ class UsageAnalyticsApi(APIView):
         coaches, period: Period, *, subject: User | None, now: datetime.datetime, granularity: str | None = None
     ) -> dict:
         """The whole response body, as plain data (shared with the page's first render)."""
-        current, previous = (s.as_dict() for s in usage_summaries(coaches, [period, period.previous()], now=now))
-        series = usage_series(coaches, period, granularity=granularity, now=now)
-        plan = plan_usage(subject, now=now) if subject else None
-        statuses = sessions_by_status(coaches, period)
+        periods = [period, period.previous()]
+        with batched(coaches, periods, now=now):  # one coach: the roll-up reads of both periods in one query
+            current, previous = (s.as_dict() for s in usage_summaries(coaches, periods, now=now))
+            series = usage_series(coaches, period, granularity=granularity, now=now)
+            plan = plan_usage(subject, now=now) if subject else None
+            statuses = sessions_by_status(coaches, period)
         return {
             **current,
             "scope": "user" if subject else "platform",

@@ -302,3 +302,77 @@ def test_rollups_commands_refuse_bad_dates(coach):
         call_command("rollups_rebuild", "--from", "April", "--to", "2026-04-02")
     with pytest.raises(CommandError, match="is before --from"):
         call_command("rollups_check", "--from", "2026-04-02", "--to", "2026-04-01")
+
+
+@pytest.mark.real_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_rebuild_process_killed_inside_a_chunk_leaves_it_whole_and_a_rerun_equals_a_clean_rebuild(
+    coach, other_coach
+):
+    """PostgreSQL, a real process: ``rollups_rebuild`` is SIGKILLed while a chunk's transaction is open (its
+    coaches' days already deleted in it, blocked on a platform row this test holds). The chunks before it
+    are rebuilt, the killed one and those after it are exactly as before; a rerun gives the clean buckets."""
+    import signal
+    import subprocess
+    import sys
+
+    import psycopg
+    from django.db import connection
+
+    from tests.faults import procs
+
+    for day in range(1, 9):
+        processed(coach if day % 2 else other_coach, utc(4, day, day % 24), 30 + day)
+        usage_record(coach, session=None, kind="original", seconds=60 * day, at=utc(4, day, 3))
+    span = ["--from", "2026-04-01", "--to", "2026-04-08"]
+    call_command("rollups_rebuild", *span, "--no-progress", verbosity=0)
+    clean = snapshot()
+    # Stale buckets everywhere (as after writes that bypassed the services).
+    CoachUsageDay.objects.update(minutes=Decimal("999"))
+    PlatformUsageBucket.objects.update(minutes=Decimal("999"))
+    stale = snapshot()
+    blocked_day = datetime.date(2026, 4, 5)
+    holder = psycopg.connect(procs.database_url())  # a transaction of our own, holding one platform row
+    proc = None
+    try:
+        holder.execute("SELECT id FROM coaching_platformusagebucket WHERE day = %s FOR UPDATE", [blocked_day])
+        log = procs.log_file("rollups-killed").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "rollups_rebuild", *span, "--chunk-days", "1", "--no-progress"],
+            cwd=procs.ROOT, env=procs.app_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+        def waiting_pid():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = "
+                    "'Lock' AND query LIKE 'DELETE FROM \"coaching_platformusagebucket\"%%'"
+                )
+                row = cursor.fetchone()
+            return row and row[0]
+
+        pid = procs.wait_until(waiting_pid, timeout=60, what="the rebuild blocked inside the 5 April chunk")
+        # Inside that chunk's transaction the coaches' 5 April days are already deleted: kill it there.
+        procs.stop(proc, sig=signal.SIGKILL)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        holder.rollback()
+        holder.close()
+        procs.stop(proc)
+
+    def gone():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+            return cursor.fetchone()[0] == 0
+
+    procs.wait_until(gone, timeout=30, what="the killed rebuild's backend to end")
+    after = _nonzero(snapshot())
+    before, want = _nonzero(stale), _nonzero(clean)
+    assert after != want and after != before
+    for key, fields in after.items():  # the chunks before the killed one landed, no part of it did
+        expected = want if key[1][:10] < "2026-04-05" else before
+        assert fields == expected[key], key
+    assert CoachUsageDay.objects.filter(day=blocked_day).exists()  # the deletes of the killed chunk rolled back
+    call_command("rollups_rebuild", *span, "--no-progress", verbosity=0)
+    assert _nonzero(snapshot()) == want
+    assert snapshot() == clean
