@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import billing_rollups
 from .models import Plan, Subscription, SubscriptionEvent, User
 from .models.billing import MRR_PLACES
 
@@ -233,10 +235,11 @@ def _record(sub: Subscription, kind: str, at: datetime.datetime, before: dict | 
             f"This subscription already has a change at {last.isoformat()}: a change cannot be dated before it."
         )
     sub.save()
-    event = SubscriptionEvent.objects.create(
-        subscription=sub, user_id=sub.user_id, **_facts(kind, at, sub.currency, before, _current(sub, paid_plans))
-    )
-    customer_history_derive([sub.user_id])
+    with billing_rollups.user_events_changed([sub.user_id]):
+        event = SubscriptionEvent.objects.create(
+            subscription=sub, user_id=sub.user_id, **_facts(kind, at, sub.currency, before, _current(sub, paid_plans))
+        )
+        customer_history_derive([sub.user_id])
     return event
 
 
@@ -367,10 +370,13 @@ def subscriptions_bulk_create(
 
     For the demo world and ``seed_demo``: the same events ``subscription_import`` writes one by one.
     ``derive=False`` leaves the customer columns to one ``customer_history_derive`` call after the
-    last batch (a bulk seeder writing the same users' subscriptions in many batches).
+    last batch (a bulk seeder writing the same users' subscriptions in many batches), and the
+    billing roll-up to ``billing_rollups.users_added`` after that.
     """
     paid_plans = paid_plan_codes()
-    with transaction.atomic():
+    # The roll-up follows here when the customer columns are derived; else the caller adds the users after.
+    rollup = billing_rollups.user_events_changed({row.user_id for row in rows}) if derive else nullcontext()
+    with transaction.atomic(), rollup:
         Subscription.objects.bulk_create(rows, batch_size=batch_size)
         events = [
             SubscriptionEvent(subscription=row, user_id=row.user_id, **facts)

@@ -25,7 +25,7 @@ from django.db.models import CharField, Count, DateTimeField, OuterRef, Q, Query
 from analytics.periods import Bucket, Period
 from coaching.models import SubscriptionEvent
 
-from . import at_instant, history
+from . import at_instant, history, rollup
 from .history import ZERO, dec, mrr_change
 
 PARTS = ("new", "expansion", "contraction", "churned", "reactivation")
@@ -84,6 +84,13 @@ def movements_series(
     if not begun:
         return ()
     close = min(begun[-1].end, now)
+    if rollup.answers(events):
+        spans = rollup.sums([bucket.start for bucket in begun] + [close])
+        by_bucket = {
+            bucket.label: {part: dec(rollup.total(rows, f"{part}_mrr", currency=currency)) for part in PARTS}
+            for bucket, rows in zip(begun, spans, strict=True)
+        }
+        return _series(events, begun, by_bucket, now=now, currency=currency)
     label = history.ranked(
         "at",
         bounds=[bucket.start for bucket in begun[1:]],
@@ -98,6 +105,12 @@ def movements_series(
         .order_by()
     )
     by_bucket = {row["bucket"]: {part: dec(row[part]) for part in PARTS} for row in rows}
+    return _series(events, begun, by_bucket, now=now, currency=currency)
+
+
+def _series(
+    events: QuerySet, begun: Sequence[Bucket], by_bucket: dict, *, now: datetime.datetime, currency: str
+) -> tuple[Movements, ...]:
     running = at_instant.snapshot(events, at=begun[0].start).mrr_raw.get(currency, ZERO)
     series = []
     for bucket in begun:
