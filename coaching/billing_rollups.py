@@ -14,8 +14,10 @@ plan, the user's country and whether the user is billable:
 Kept current in the writer's transaction: the billing service re-adds a user's events around
 every write (``user_events_changed``), payment and user signals re-add a payment or a user when it
 is saved or deleted (a changed country or billable flag moves the user's whole contribution), and
-the bulk seeders call ``users_changed`` after their ``bulk_create``. ``manage.py billing_rollups_rebuild``
-rebuilds the table from the records; ``rebuild(check=True)`` reports drift.
+the bulk seeders call ``users_added`` after their ``bulk_create``. ``manage.py billing_rollups_rebuild``
+rebuilds the table from the records; ``rebuild(check=True)`` reports drift. The sums are grouped
+in SQL (``grouped``), by the same rules for a rebuild, a user's re-add and the raw minutes a
+reader adds to the buckets (``analytics.billing.rollup``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import BooleanField, Case, Count, DecimalField, F, Q, Sum, Value, When
+from django.db.models.functions import TruncHour
 
 from .models import BillingBucket, Payment, Subscription, SubscriptionEvent, User
 from .rollups import _execute, _upsert_sql
@@ -39,28 +43,8 @@ PAST_DUE = Subscription.Status.PAST_DUE
 PAID_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.REFUNDED, Payment.Status.PARTIALLY_REFUNDED)
 ZERO = Decimal(0)
 
-EVENT_FIELDS = (
-    "user_id",
-    "at",
-    "currency",
-    "plan_before",
-    "plan_after",
-    "status_before",
-    "status_after",
-    "paying_before",
-    "paying_after",
-    "mrr_before",
-    "mrr_after",
-    "paying_users_delta",
-    "plan_after_users_delta",
-    "plan_before_users_delta",
-    *SubscriptionEvent.MOVEMENTS,
-)
-PAYMENT_FIELDS = ("user_id", "currency", "status", "amount", "paid_at", "refunded_amount", "refunded_at")
-USER_FIELDS = ("pk", "date_joined")
-# Key: (currency, plan, country, billable); a contribution is (instant, key, {sum: amount}).
+# Key: (currency, plan, country, billable).
 Key = tuple[str, str, str, bool]
-Contribution = tuple[datetime.datetime, Key, dict]
 
 
 def hour_floor(at: datetime.datetime) -> datetime.datetime:
@@ -71,117 +55,138 @@ def day_floor(at: datetime.datetime) -> datetime.datetime:
     return hour_floor(at).replace(hour=0)
 
 
-def billable_of(is_staff: bool, is_superuser: bool, is_test_account: bool) -> bool:
-    """``User.objects.billable()`` for one user's flags."""
-    return not (is_staff or is_superuser or is_test_account)
+# -- contributions, grouped in SQL --------------------------------------------------------------
+
+BILLABLE = Q(user__is_staff=False, user__is_superuser=False, user__is_test_account=False)
+MONEY = DecimalField(max_digits=20, decimal_places=6)
 
 
-# -- contributions ------------------------------------------------------------------------------
+def _when(condition: Q, field: str):
+    return Case(When(condition, then=F(field)), default=Value(ZERO), output_field=MONEY)
 
 
-def event_contributions(row: dict, country: str, billable: bool) -> list[Contribution]:
-    """A subscription event's two halves (``row``: the ``EVENT_FIELDS`` values)."""
-    at, currency = row["at"], row["currency"]
-    mrr_after, mrr_before = Decimal(row["mrr_after"]), Decimal(row["mrr_before"])
-    after = {
-        "mrr": mrr_after,
-        "past_due_mrr": mrr_after if row["status_after"] == PAST_DUE else ZERO,
-        "subscriptions": 1 if row["paying_after"] else 0,
-        "plan_users": row["plan_after_users_delta"],
-        "paying_users": row["paying_users_delta"],
-        "events": 1,
-        **{name: Decimal(row[name]) for name in SubscriptionEvent.MOVEMENTS},
+def _billable_flag(prefix: str = "user__"):
+    flags = {f"{prefix}{name}": False for name in ("is_staff", "is_superuser", "is_test_account")}
+    return Case(When(Q(**flags), then=Value(True)), default=Value(False), output_field=BooleanField())
+
+
+# Each kind of record: (queryset, instant field, key columns, sums, sign of each sum).
+def _reads(*, events, payments, users, hourly: bool) -> list:
+    def key(queryset, instant: str, plan, currency="currency", country="user__country", prefix="user__"):
+        columns = {
+            "k_currency": F(currency) if currency else Value(""),
+            "k_plan": F(plan) if plan else Value(""),
+            "k_country": F(country),
+            "k_billable": _billable_flag(prefix),
+        }
+        if hourly:
+            columns["k_hour"] = TruncHour(instant, tzinfo=UTC)
+        return queryset.order_by().values(**columns)
+
+    reads = []
+    if events is not None:
+        movements = {name: Sum(name) for name in SubscriptionEvent.MOVEMENTS}
+        reads.append(
+            (
+                key(events, "at", "plan_after"),
+                {
+                    "mrr": Sum("mrr_after"),
+                    "past_due_mrr": Sum(_when(Q(status_after=PAST_DUE), "mrr_after")),
+                    "subscriptions": Count("pk", filter=Q(paying_after=True)),
+                    "plan_users": Sum("plan_after_users_delta"),
+                    "paying_users": Sum("paying_users_delta"),
+                    "events": Count("pk"),
+                    **movements,
+                },
+                1,
+            )
+        )
+        reads.append(
+            (
+                key(events, "at", "plan_before"),
+                {
+                    "mrr": Sum("mrr_before"),
+                    "past_due_mrr": Sum(_when(Q(status_before=PAST_DUE), "mrr_before")),
+                    "subscriptions": Count("pk", filter=Q(paying_before=True)),
+                    "plan_users": Sum("plan_before_users_delta"),
+                },
+                -1,  # plan_users excepted (a signed delta already): see _signed
+            )
+        )
+    if payments is not None:
+        paid, refunded = payments
+        if paid is not None:
+            reads.append((key(paid, "paid_at", None), {"paid": Sum("amount"), "payments": Count("pk")}, 1))
+        if refunded is not None:
+            reads.append(
+                (key(refunded, "refunded_at", None), {"refunded": Sum("refunded_amount"), "refunds": Count("pk")}, 1)
+            )
+    if users is not None:
+        reads.append(
+            (key(users, "date_joined", None, currency=None, country="country", prefix=""), {"signups": Count("pk")}, 1)
+        )
+    return reads
+
+
+def _signed(name: str, value, sign: int):
+    return value if name == "plan_users" else sign * value
+
+
+def grouped(
+    *,
+    events=None,
+    payments=None,
+    refunds=None,
+    users=None,
+    hourly: bool = True,
+) -> Iterator[tuple[datetime.datetime | None, Key, dict]]:
+    """The contributions of these querysets' rows, added up per key (and per UTC hour when ``hourly``).
+
+    ``events``: subscription events (two halves each); ``payments``: payments paid (their amount);
+    ``refunds``: payments refunded (their refund); ``users``: sign-ups. Each is filtered by the caller
+    (``paid`` / ``refunded`` / ``signed_up`` give the rules). Yields ``(hour or None, key, sums)``.
+    """
+    reads = _reads(events=events, payments=(payments, refunds), users=users, hourly=hourly)
+    for queryset, sums, sign in reads:
+        for row in queryset.annotate(**sums).iterator(chunk_size=10_000):
+            values = {name: _signed(name, row[name], sign) for name in sums if row[name]}
+            if not values:
+                continue
+            key = (row["k_currency"], row["k_plan"], row["k_country"], row["k_billable"])
+            yield row.get("k_hour"), key, values
+
+
+def paid(payments):
+    """Payments counted as paid at ``paid_at`` (``analytics.billing.revenue``'s rule)."""
+    return payments.filter(status__in=PAID_STATUSES, paid_at__isnull=False)
+
+
+def refunded(payments):
+    """Payments with a refund counted at ``refunded_at``."""
+    return payments.filter(refunded_amount__gt=0, refunded_at__isnull=False)
+
+
+def of_users(user_ids, *, events: bool = True, payments: bool = True, signups: bool = True) -> dict:
+    """``grouped`` keyword arguments for every record of these users."""
+    ids = list(user_ids)
+    return {
+        "events": SubscriptionEvent.objects.filter(user_id__in=ids) if events else None,
+        "payments": paid(Payment.objects.filter(user_id__in=ids)) if payments else None,
+        "refunds": refunded(Payment.objects.filter(user_id__in=ids)) if payments else None,
+        "users": User.objects.filter(pk__in=ids) if signups else None,
     }
-    before = {
-        "mrr": -mrr_before,
-        "past_due_mrr": -mrr_before if row["status_before"] == PAST_DUE else ZERO,
-        "subscriptions": -1 if row["paying_before"] else 0,
-        "plan_users": row["plan_before_users_delta"],
-    }
-    return [
-        (at, (currency, row["plan_after"], country, billable), after),
-        (at, (currency, row["plan_before"], country, billable), before),
-    ]
 
 
-def payment_contributions(row: dict, country: str, billable: bool) -> list[Contribution]:
-    """A payment's amount when paid and its refund when refunded (the rules of ``analytics.billing.revenue``)."""
-    out = []
-    key = (row["currency"], "", country, billable)
-    if row["status"] in PAID_STATUSES and row["paid_at"] is not None:
-        out.append((row["paid_at"], key, {"paid": Decimal(row["amount"]), "payments": 1}))
-    if row["refunded_amount"] and row["refunded_amount"] > 0 and row["refunded_at"] is not None:
-        out.append((row["refunded_at"], key, {"refunded": Decimal(row["refunded_amount"]), "refunds": 1}))
-    return out
-
-
-def signup_contributions(row: dict, country: str, billable: bool) -> list[Contribution]:
-    return [(row["date_joined"], ("", "", country, billable), {"signups": 1})]
-
-
-def accumulate(contributions: Iterable[Contribution], *, sign: int = 1, into: dict | None = None) -> dict:
-    """``{(grain, start, *key): {sum: amount}}``: every contribution added to its hour and its day."""
+def accumulate(contributions, *, sign: int = 1, into: dict | None = None) -> dict:
+    """``{(grain, start, *key): {sum: amount}}``: every hourly contribution added to its hour and its day."""
     buckets: dict = into if into is not None else defaultdict(dict)
-    for at, key, sums in contributions:
-        hour = hour_floor(at)
+    for hour, key, sums in contributions:
+        hour = hour.astimezone(UTC)
         for bucket in ((GRAIN.HOUR, hour, *key), (GRAIN.DAY, hour.replace(hour=0), *key)):
             target = buckets[bucket]
             for name, value in sums.items():
-                if value:
-                    target[name] = target.get(name, 0) + sign * value
+                target[name] = target.get(name, 0) + sign * value
     return buckets
-
-
-# -- reading the records -------------------------------------------------------------------------
-
-
-def _people(user_ids: Iterable) -> dict:
-    """``{user id: (country, billable)}``."""
-    ids = list(user_ids)
-    out = {}
-    for first in range(0, len(ids), 1000):
-        rows = User.objects.filter(pk__in=ids[first : first + 1000]).values_list(
-            "pk", "country", "is_staff", "is_superuser", "is_test_account"
-        )
-        out.update({pk: (country, billable_of(*flags)) for pk, country, *flags in rows})
-    return out
-
-
-def records(
-    *, events=None, payments=None, users=None, people: dict | None = None, chunk: int = 20_000
-) -> Iterator[Contribution]:
-    """The contributions of these querysets' rows (``None``: none of that kind), each user's country
-    and billable flag read once (``people`` may give them, e.g. a user's state before a change)."""
-    people = dict(people or {})
-
-    def person(user_id):
-        if user_id not in people:
-            people.update(_people([user_id]))
-        return people[user_id]
-
-    sources = (
-        (events, EVENT_FIELDS, event_contributions, "user_id"),
-        (payments, PAYMENT_FIELDS, payment_contributions, "user_id"),
-        (users, USER_FIELDS, signup_contributions, "pk"),
-    )
-    for queryset, fields, contribute, owner in sources:
-        if queryset is None:
-            continue
-        batch: list[dict] = []
-        for row in queryset.order_by().values(*fields).iterator(chunk_size=chunk):
-            batch.append(row)
-            if len(batch) >= chunk:
-                yield from _contribute(batch, contribute, owner, people, person)
-                batch = []
-        yield from _contribute(batch, contribute, owner, people, person)
-
-
-def _contribute(batch, contribute, owner, people, person) -> Iterator[Contribution]:
-    missing = {row[owner] for row in batch} - people.keys()
-    if missing:
-        people.update(_people(missing))
-    for row in batch:
-        yield from contribute(row, *person(row[owner]))
 
 
 def write(buckets: dict) -> None:
@@ -208,31 +213,23 @@ def user_events_changed(user_ids: Iterable) -> Iterator[None]:
     write (an event written out of order changes earlier ones), so the whole user is re-added.
     """
     ids = list(set(user_ids))
-    events = SubscriptionEvent.objects.filter(user_id__in=ids)
     with transaction.atomic():
-        before = accumulate(records(events=events), sign=-1)
+        before = accumulate(grouped(**of_users(ids, payments=False, signups=False)), sign=-1)
         yield
-        write(accumulate(records(events=events), into=before))
+        write(accumulate(grouped(**of_users(ids, payments=False, signups=False)), into=before))
 
 
 def users_added(user_ids: Iterable, *, events: bool = True, payments: bool = True, signups: bool = True) -> None:
     """Add these users' records (bulk seeders, after their ``bulk_create``)."""
     ids = list(set(user_ids))
-    for first in range(0, len(ids), 2000):
-        part = ids[first : first + 2000]
-        write(
-            accumulate(
-                records(
-                    events=SubscriptionEvent.objects.filter(user_id__in=part) if events else None,
-                    payments=Payment.objects.filter(user_id__in=part) if payments else None,
-                    users=User.objects.filter(pk__in=part) if signups else None,
-                )
-            )
-        )
+    for first in range(0, len(ids), 5000):
+        part = ids[first : first + 5000]
+        write(accumulate(grouped(**of_users(part, events=events, payments=payments, signups=signups))))
 
 
 def payments_added(payment_ids: Iterable, *, sign: int = 1) -> None:
-    write(accumulate(records(payments=Payment.objects.filter(pk__in=list(payment_ids))), sign=sign))
+    rows = Payment.objects.filter(pk__in=list(payment_ids))
+    write(accumulate(grouped(payments=paid(rows), refunds=refunded(rows)), sign=sign))
 
 
 # Signals: a payment or a user saved or deleted one at a time (admin, factories, services).
@@ -255,7 +252,8 @@ USER_KEYS = ("country", "is_staff", "is_superuser", "is_test_account", "date_joi
 
 
 def user_pre_save(instance: User, update_fields=None) -> None:
-    """A saved user whose country, billable flags or join date change: take the user's records out."""
+    """A saved user whose country, billable flags or join date change: take the user's records out
+    (read as stored: the country and flags before the save), to put them back after it."""
     instance._billing_rollup_moved = False
     if instance._state.adding or instance.pk is None:
         return
@@ -264,77 +262,55 @@ def user_pre_save(instance: User, update_fields=None) -> None:
     stored = User.objects.filter(pk=instance.pk).values(*USER_KEYS).first()
     if stored is None or all(stored[key] == getattr(instance, key) for key in USER_KEYS):
         return
-    person = {
-        instance.pk: (
-            stored["country"],
-            billable_of(stored["is_staff"], stored["is_superuser"], stored["is_test_account"]),
-        )
-    }
-    out = accumulate(_user_records(instance.pk, person), sign=-1)
-    write(out)
+    write(accumulate(grouped(**of_users([instance.pk])), sign=-1))
     instance._billing_rollup_moved = True
-
-
-def _user_records(user_id, people=None) -> Iterator[Contribution]:
-    return records(
-        events=SubscriptionEvent.objects.filter(user_id=user_id),
-        payments=Payment.objects.filter(user_id=user_id),
-        users=User.objects.filter(pk=user_id),
-        people=people,
-    )
 
 
 def user_post_save(instance: User, created: bool) -> None:
     if created:
-        write(accumulate(records(users=User.objects.filter(pk=instance.pk))))
+        write(accumulate(grouped(**of_users([instance.pk], events=False, payments=False))))
     elif getattr(instance, "_billing_rollup_moved", False):
-        write(accumulate(_user_records(instance.pk)))
+        write(accumulate(grouped(**of_users([instance.pk]))))
         instance._billing_rollup_moved = False
 
 
 def user_pre_delete(instance: User) -> None:
     """Deleting a user: take the sign-up out (its events and payments go by their own delete signals)."""
-    write(accumulate(records(users=User.objects.filter(pk=instance.pk)), sign=-1))
+    write(accumulate(grouped(**of_users([instance.pk], events=False, payments=False)), sign=-1))
 
 
 def event_pre_delete(instance: SubscriptionEvent) -> None:
     """A subscription (or its user) deleted takes its events along: take each out as stored."""
-    write(accumulate(records(events=SubscriptionEvent.objects.filter(pk=instance.pk)), sign=-1))
+    write(accumulate(grouped(events=SubscriptionEvent.objects.filter(pk=instance.pk)), sign=-1))
 
 
 # -- rebuilding ----------------------------------------------------------------------------------
 
 
-def rebuild(*, check: bool = False, progress=None, chunk: int = 20_000) -> int:
+def rebuild(*, check: bool = False, progress=None) -> int:
     """Recompute every bucket from the records; the number of buckets that differed.
 
-    With ``check`` nothing is written. ``progress(n)`` is called with the records read so far.
+    Grouped sums per UTC hour in the database (one query per kind of record), added up into
+    days here. With ``check`` nothing is written. ``progress(label)`` is called after each read.
     """
     fresh: dict = defaultdict(dict)
-    read = 0
-    people = {
-        pk: (country, billable_of(*flags))
-        for pk, country, *flags in User.objects.values_list(
-            "pk", "country", "is_staff", "is_superuser", "is_test_account"
-        ).iterator(chunk_size=chunk)
-    }
-    sources = {
+    everything = {
         "events": SubscriptionEvent.objects.all(),
-        "payments": Payment.objects.all(),
+        "payments": paid(Payment.objects.all()),
+        "refunds": refunded(Payment.objects.all()),
         "users": User.objects.all(),
     }
-    for name, queryset in sources.items():
-        for contribution in records(**{name: queryset}, people=people, chunk=chunk):
-            accumulate([contribution], into=fresh)
-            read += 1
-            if progress and read % chunk == 0:
-                progress(read)
+    for name, queryset in everything.items():
+        accumulate(grouped(**{name: queryset}), into=fresh)
+        if progress:
+            progress(name)
     fresh = {key: sums for key, sums in fresh.items() if any(sums.values())}
-    stored = {
-        tuple(row[name] for name in BillingBucket.KEYS): {name: row[name] for name in BillingBucket.SUMS if row[name]}
-        for row in BillingBucket.objects.values(*BillingBucket.KEYS, *BillingBucket.SUMS).iterator(chunk_size=chunk)
-    }
-    stored = {_normal(key): sums for key, sums in stored.items() if sums}
+    stored = {}
+    for row in BillingBucket.objects.values(*BillingBucket.KEYS, *BillingBucket.SUMS).iterator(chunk_size=10_000):
+        sums = {name: row[name] for name in BillingBucket.SUMS if row[name]}
+        if sums:
+            grain, start, *rest = (row[name] for name in BillingBucket.KEYS)
+            stored[(grain, start.astimezone(UTC), *rest)] = sums
     differed = sum(1 for key in fresh.keys() | stored.keys() if not _same(fresh.get(key, {}), stored.get(key, {})))
     if not check:
         with transaction.atomic():
@@ -344,11 +320,6 @@ def rebuild(*, check: bool = False, progress=None, chunk: int = 20_000) -> int:
             ]
             BillingBucket.objects.bulk_create(rows, batch_size=5000)
     return differed
-
-
-def _normal(key: tuple) -> tuple:
-    grain, start, *rest = key
-    return (grain, start.astimezone(UTC), *rest)
 
 
 def _same(a: dict, b: dict) -> bool:

@@ -23,10 +23,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import CharField, Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Sum
 
 from analytics.periods import Bucket, Period
-from coaching.models import SubscriptionEvent
+from coaching.models import SubscriptionEvent, User
 
 from . import at_instant, history, rollup
-from .history import ZERO, dec, mrr_change
+from .history import ZERO, dec
 
 PARTS = ("new", "expansion", "contraction", "churned", "reactivation")
 # Below this many customers at the start, a churn rate says more about chance than about customers.
@@ -238,25 +238,40 @@ def net_revenue_retention(events: QuerySet, *, period: Period, now: datetime.dat
     """NRR = the start's customers' MRR at the close / MRR at the start, in ``currency``.
 
     Expansion, contraction, churn and reactivation of customers who had MRR at the start count;
-    new customers do not: ``MRR(start) + sum(mrr_after - mrr_before)`` over the period's events of
-    users whose last instant before the start left them with MRR in ``currency`` (the (user, at)
-    index answers that per user), divided by ``MRR(start)``. Null when nothing was paid at the start.
+    new customers do not. Counted from the other side: every change in the period is the start's
+    customers' or a newcomer's, and a customer with no MRR at the start (their last instant before
+    it left them none) can only have MRR at the close through a gain in the period (a ``new`` or
+    ``reactivation`` movement). So the start's customers' MRR at the close is MRR at the close
+    minus the MRR at the close of the users with a gain in the period and no MRR at its start (the
+    (user, at) index answers both per user). Divided by ``MRR(start)``; null when nothing was paid
+    at the start.
     """
     start, close = history.window(period, now)
     at_start = at_instant.snapshot(events, at=start).mrr_raw.get(currency, ZERO)
     if not at_start:
         return Retention(mrr_start=history.cents(at_start), mrr_retained=history.cents(at_start), rate=None)
-    paid_at_start = (
-        SubscriptionEvent.objects.filter(user_id=OuterRef("user_id"), at__lt=start, currency=currency)
-        .order_by("-at")  # every event of an instant carries the customer's MRR after it
-        .values("customer_mrr_after")[:1]
-    )
-    change = (
+    at_close = at_instant.snapshot(events, at=close).mrr_raw.get(currency, ZERO)
+
+    def customer_mrr(at: datetime.datetime, user: str):
+        # Every event of an instant carries the customer's MRR (in its currency) after it.
+        return Subquery(
+            SubscriptionEvent.objects.filter(user_id=OuterRef(user), at__lt=at, currency=currency)
+            .order_by("-at")
+            .values("customer_mrr_after")[:1]
+        )
+
+    newcomers = (
         events.filter(at__gte=start, at__lt=close, currency=currency)
-        .alias(before=Subquery(paid_at_start))
-        .filter(before__gt=0)
-        .aggregate(total=Sum(mrr_change(), output_field=history.MRR_FIELD))["total"]
+        .filter(~Q(new_mrr=0) | ~Q(reactivation_mrr=0))
+        .alias(before=customer_mrr(start, "user_id"))
+        .filter(Q(before__isnull=True) | Q(before__lte=0))
+        .values("user_id")
     )
-    retained = at_start + dec(change)
+    theirs = (
+        User.objects.filter(pk__in=newcomers)
+        .annotate(after=customer_mrr(close, "pk"))
+        .aggregate(total=Sum("after"))["total"]
+    )
+    retained = at_close - dec(theirs)
     rate = (retained / at_start).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
     return Retention(mrr_start=history.cents(at_start), mrr_retained=history.cents(retained), rate=rate)

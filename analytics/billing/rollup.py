@@ -134,22 +134,25 @@ def _sums(bounds: list[datetime.datetime]) -> list[Sums]:
 
 
 def _add_raw(target: Sums, x: datetime.datetime, y: datetime.datetime) -> None:
-    """Add the contributions of the billable records with an instant in ``[x, y)``."""
-    billable = history.billable()
-    contributions = billing_rollups.records(
-        events=SubscriptionEvent.objects.filter(billable, at__gte=x, at__lt=y),
-        payments=Payment.objects.filter(billable).filter(
-            Q(paid_at__gte=x, paid_at__lt=y) | Q(refunded_at__gte=x, refunded_at__lt=y)
-        ),
-        users=User.objects.billable().filter(date_joined__gte=x, date_joined__lt=y),
-    )
-    for at, (currency, plan, country, _billable), values in contributions:
-        if not x <= at < y:
-            continue  # the other half of a payment (paid or refunded outside the sliver)
+    """Add the billable records with an instant in ``[x, y)``, grouped in SQL by the roll-up's rules."""
+
+    def read() -> list:
+        billable = billing_rollups.BILLABLE
+        payments = Payment.objects.filter(billable)
+        return list(
+            billing_rollups.grouped(
+                events=SubscriptionEvent.objects.filter(billable, at__gte=x, at__lt=y),
+                payments=billing_rollups.paid(payments).filter(paid_at__gte=x, paid_at__lt=y),
+                refunds=billing_rollups.refunded(payments).filter(refunded_at__gte=x, refunded_at__lt=y),
+                users=User.objects.billable().filter(date_joined__gte=x, date_joined__lt=y),
+                hourly=False,
+            )
+        )
+
+    for _hour, (currency, plan, country, _billable), values in history.remembered(("rollup_raw", x, y), read):
         bucket = target.setdefault((currency, plan, country), {})
         for name, value in values.items():
-            if value:
-                bucket[name] = bucket.get(name, 0) + value
+            bucket[name] = bucket.get(name, 0) + value
 
 
 def cumulative(bounds: Sequence[datetime.datetime]) -> list[Sums]:

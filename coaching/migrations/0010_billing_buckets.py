@@ -48,5 +48,13 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('grain', 'start', 'currency', 'plan', 'country', 'billable'), name='billing_bucket_once')],
             },
         ),
+        migrations.AddIndex(
+            model_name='subscriptionevent',
+            index=models.Index(condition=models.Q(('paying_users_delta__lt', 0)), fields=['at'], include=('user',), name='subscription_event_losses'),
+        ),
+        migrations.AddIndex(
+            model_name='subscriptionevent',
+            index=models.Index(condition=models.Q(models.Q(('new_mrr', 0), _negated=True), models.Q(('reactivation_mrr', 0), _negated=True), _connector='OR'), fields=['at'], include=('user', 'currency'), name='subscription_event_gains'),
+        ),
         migrations.RunPython(build, migrations.RunPython.noop),
     ]

@@ -197,6 +197,19 @@ class SubscriptionEvent(models.Model):
                 ],
                 name="subscription_event_at_covering",
             ),
+            # The few instants a customer stopped paying (churn) or started again (retention's newcomers).
+            models.Index(
+                fields=["at"],
+                condition=models.Q(paying_users_delta__lt=0),
+                include=["user"],
+                name="subscription_event_losses",
+            ),
+            models.Index(
+                fields=["at"],
+                condition=~models.Q(new_mrr=0) | ~models.Q(reactivation_mrr=0),
+                include=["user", "currency"],
+                name="subscription_event_gains",
+            ),
         ]
 
     def __str__(self) -> str:

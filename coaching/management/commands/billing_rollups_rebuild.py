@@ -12,7 +12,6 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from coaching import billing_rollups
-from coaching.models import Payment, SubscriptionEvent, User
 
 
 class Command(BaseCommand):
@@ -23,17 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
     def handle(self, *args, check: bool = False, no_progress: bool = False, **options):
-        total = SubscriptionEvent.objects.count() + Payment.objects.count() + User.objects.count()
-        with tqdm(total=total, desc="billing roll-up", unit="records", disable=no_progress, mininterval=1) as bar:
-            seen = 0
-
-            def progress(read: int) -> None:
-                nonlocal seen
-                bar.update(read - seen)
-                seen = read
-
-            differed = billing_rollups.rebuild(check=check, progress=progress)
-            bar.update(total - seen)
+        kinds = ("events", "payments", "refunds", "users")
+        with tqdm(total=len(kinds), desc="billing roll-up", unit="reads", disable=no_progress) as bar:
+            differed = billing_rollups.rebuild(check=check, progress=lambda kind: bar.update(1))
         if check:
             self.stdout.write(f"{differed} billing buckets differ from the records.")
             if differed:
