@@ -22,7 +22,9 @@ import datetime
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
-from django.db.models import IntegerField, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import BooleanField, IntegerField, Min, Q, QuerySet, Sum, Value
+from django.db.models.expressions import RawSQL
 
 from coaching import billing_rollups
 from coaching.billing_rollups import DAY, HOUR, UTC, day_floor, hour_floor
@@ -33,6 +35,7 @@ from . import history
 FAR_PAST = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 GRAIN = BillingBucket.Grain
 SUMS = BillingBucket.SUMS
+START = '"coaching_billingbucket"."start"'
 Key = tuple[str, str, str]  # currency, plan, country
 Sums = dict[Key, dict[str, Decimal | int]]
 
@@ -100,24 +103,62 @@ def sums(bounds: Sequence[datetime.datetime]) -> list[Sums]:
     return history.remembered(key, lambda: _sums(list(bounds)))
 
 
+def _first_day() -> datetime.datetime | None:
+    """The earliest day bucket: no record lies before it (remembered within ``history.one_reading()``)."""
+    return history.remembered(
+        ("rollup_first_day",),
+        lambda: BillingBucket.objects.filter(grain=GRAIN.DAY).aggregate(first=Min("start"))["first"],
+    )
+
+
+def _span_of(bounds: list[datetime.datetime]):
+    """The index of the span a bucket's ``start`` falls in (``history.ranked``; on PostgreSQL one
+    ``width_bucket`` over the bounds: a binary search, and a short statement to plan)."""
+    inner = bounds[1:-1]
+    if not inner:
+        return Value(0, output_field=IntegerField())
+    if connection.vendor == "postgresql":
+        return RawSQL(f"width_bucket({START}, %s::timestamptz[])", (inner,), output_field=IntegerField())
+    return history.ranked("start", bounds=inner, values=list(range(len(inner) + 1)), output_field=IntegerField())
+
+
+def _hours_in(hours: list[datetime.datetime]):
+    if connection.vendor == "postgresql":
+        return Q(RawSQL(f"{START} = ANY(%s::timestamptz[])", (hours,), output_field=BooleanField()))
+    return Q(start__in=hours)
+
+
 def _sums(bounds: list[datetime.datetime]) -> list[Sums]:
     spans = len(bounds) - 1
     out: list[Sums] = [{} for _ in range(spans)]
-    ranges = Q()
+    first_day = _first_day()
+    if first_day is None:
+        return out  # no record at all
+    day_spans: list = []
+    hours: list[datetime.datetime] = []
     raw: list[tuple[int, datetime.datetime, datetime.datetime]] = []
-    any_bucket = False
     for i in range(spans):
-        days, hours, slivers = cover(bounds[i], bounds[i + 1])
-        for grain, found in ((GRAIN.DAY, days), (GRAIN.HOUR, hours)):
-            for x, y in found:
-                ranges |= Q(grain=grain, start__gte=x, start__lt=y)
-                any_bucket = True
+        # Nothing lies before the first day bucket: a span reaching back further starts there.
+        days, hour_spans, slivers = cover(max(bounds[i], first_day), bounds[i + 1])
+        day_spans += days
+        for x, y in hour_spans:
+            hours += [x + HOUR * k for k in range(int((y - x) / HOUR))]
         raw += [(i, x, y) for x, y in slivers]
-    if any_bucket:
-        span = history.ranked("start", bounds=bounds[1:-1], values=list(range(spans)), output_field=IntegerField())
+    # Few terms for the planner: the days from the first to the last, but those cut into hours,
+    # and the hours by value (a period of 85 months has 84 edges: about 2,000 hours).
+    ranges = Q()
+    if day_spans:
+        first, last = day_spans[0][0], day_spans[-1][1]
+        covered = {x + DAY * k for x, y in day_spans for k in range(int((y - x) / DAY))}
+        gaps = [first + DAY * k for k in range(int((last - first) / DAY)) if first + DAY * k not in covered]
+        days = Q(grain=GRAIN.DAY, start__gte=first, start__lt=last)
+        ranges |= days & ~_hours_in(gaps) if gaps else days
+    if hours:
+        ranges |= Q(grain=GRAIN.HOUR) & _hours_in(hours)
+    if day_spans or hours:
         rows = (
             BillingBucket.objects.filter(ranges, billable=True)
-            .annotate(span=span)
+            .annotate(span=_span_of(bounds))
             .values("span", "currency", "plan", "country")
             .annotate(**{f"s_{name}": Sum(name) for name in SUMS})
             .order_by()
