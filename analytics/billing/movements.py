@@ -20,7 +20,7 @@ import datetime
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import CharField, Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import CharField, Count, DateTimeField, F, OuterRef, Q, QuerySet, Subquery, Sum
 
 from analytics.periods import Bucket, Period
 from coaching.models import SubscriptionEvent, User
@@ -139,24 +139,24 @@ def mrr_movements(events: QuerySet, *, period: Period, now: datetime.datetime, c
 
 
 def _lost(events: QuerySet, *, start: datetime.datetime, closes: Sequence[datetime.datetime]) -> QuerySet:
-    """Events in ``[start, closes[-1])`` where a customer stopped paying, each told its window's close
-    (``bucket_close``) and whether the customer pays again at that close (``back``)."""
+    """Events in ``[start, closes[-1])`` where a customer stopped paying and had not paid again by the
+    close of the window the event falls in (``bucket_close``, windows ending at ``closes``).
+
+    The loss carries when the customer next paid (``customer_paying_again_at``, see
+    ``billing_services.derive``): not back by the close means that is null or not before it. Only a
+    customer's last loss before a close can qualify, so each row is one customer lost in its window.
+    From the partial index of losses alone.
+    """
     bucket_close = history.ranked("at", bounds=closes[:-1], values=closes, output_field=DateTimeField())
-    # The user's last instant before the close says whether they pay at the close (every event of
-    # an instant carries the customer's state after it). Same user, so the scope (which only ever
-    # selects users) need not be applied again inside; the (user, at) index answers it backwards.
-    paying_at_close = (
-        SubscriptionEvent.objects.filter(user_id=OuterRef("user_id"), at__lt=OuterRef("bucket_close"))
-        .order_by("-at")
-        .values("customer_paying_after")[:1]
-    )
-    return events.filter(paying_users_delta__lt=0, at__gte=start, at__lt=closes[-1]).annotate(
-        bucket_close=bucket_close, back=Subquery(paying_at_close)
+    return (
+        events.filter(paying_users_delta__lt=0, at__gte=start, at__lt=closes[-1])
+        .annotate(bucket_close=bucket_close)
+        .filter(Q(customer_paying_again_at__isnull=True) | Q(customer_paying_again_at__gte=F("bucket_close")))
     )
 
 
 # Distinct users lost and not back by their window's close.
-LOST = Count("user_id", distinct=True, filter=Q(back=False))
+LOST = Count("user_id", distinct=True)
 
 
 def churned_users(events: QuerySet, *, period: Period, now: datetime.datetime) -> int:
@@ -245,7 +245,8 @@ def net_revenue_retention(events: QuerySet, *, period: Period, now: datetime.dat
     it left them none) can only have MRR at the close through a gain in the period (a ``new`` or
     ``reactivation`` movement). So the start's customers' MRR at the close is MRR at the close
     minus the MRR at the close of the users with a gain in the period and no MRR at its start (the
-    (user, at) index answers both per user). Divided by ``MRR(start)``; null when nothing was paid
+    gain's ``customer_mrr_zero_since`` says which; the (user, at) index answers each one's MRR at
+    the close). Divided by ``MRR(start)``; null when nothing was paid
     at the start.
     """
     start, close = history.window(period, now)
@@ -262,14 +263,13 @@ def net_revenue_retention(events: QuerySet, *, period: Period, now: datetime.dat
             .values("customer_mrr_after")[:1]
         )
 
+    # A gain in the period whose customer had had no MRR since before its start (or ever): the first
+    # gain of a customer not paying at the start (one per customer; later gains follow a loss inside).
     newcomers = (
         events.filter(at__gte=start, at__lt=close, currency=currency)
         .filter(~Q(new_mrr=0) | ~Q(reactivation_mrr=0))
-        .alias(before=customer_mrr(start, "user_id"))
-        .filter(Q(before__isnull=True) | Q(before__lte=0))
+        .filter(Q(customer_mrr_zero_since__isnull=True) | Q(customer_mrr_zero_since__lt=start))
         .order_by()
-        .values("user_id")
-        .distinct()
     )
     theirs = newcomers.annotate(after=customer_mrr(close, "user_id")).aggregate(total=Sum("after"))["total"]
     retained = at_close - dec(theirs)

@@ -157,6 +157,11 @@ class SubscriptionEvent(models.Model):
     churned_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
     reactivation_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
 
+    # Pointers (see billing_services.derive): on a loss of the customer, when they pay again; on a
+    # new or reactivation movement, since when the customer's MRR in this currency had been zero.
+    customer_paying_again_at = models.DateTimeField(null=True, blank=True)
+    customer_mrr_zero_since = models.DateTimeField(null=True, blank=True)
+
     MOVEMENTS = ("new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr")
     DERIVED = (
         "customer_mrr_after",
@@ -165,6 +170,8 @@ class SubscriptionEvent(models.Model):
         "plan_after_users_delta",
         "plan_before_users_delta",
         *MOVEMENTS,
+        "customer_paying_again_at",
+        "customer_mrr_zero_since",
     )
 
     class Meta:
@@ -201,13 +208,13 @@ class SubscriptionEvent(models.Model):
             models.Index(
                 fields=["at"],
                 condition=models.Q(paying_users_delta__lt=0),
-                include=["user"],
+                include=["user", "customer_paying_again_at"],
                 name="subscription_event_losses",
             ),
             models.Index(
                 fields=["at"],
                 condition=~models.Q(new_mrr=0) | ~models.Q(reactivation_mrr=0),
-                include=["user", "currency"],
+                include=["user", "currency", "customer_mrr_zero_since"],
                 name="subscription_event_gains",
             ),
         ]
