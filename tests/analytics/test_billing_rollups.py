@@ -23,7 +23,7 @@ from analytics.billing.summary import billing_summary
 from analytics.periods import range_period
 from coaching import billing_rollups
 from coaching import billing_services as service
-from coaching.models import BillingBucket, Plan, Subscription
+from coaching.models import BillingBucket, Plan, Subscription, SubscriptionEvent, User
 from tests.factories import PaymentFactory, UserFactory
 
 UTC = datetime.UTC
@@ -42,6 +42,35 @@ def summary_both_ways(period, now):
     with raw_reads():
         raw = billing_summary(billing_scope(), period=period, now=now)
     return with_rollup, raw
+
+
+def replayed(period, now, currency="TWD") -> tuple[int, Decimal]:
+    """Churned users and NRR's retained MRR by replaying each billable user's events, as a person would count:
+    lost = paid at some instant of the period, stopped, and does not pay at its close; retained = what the
+    customers with MRR at the start pay at the close."""
+    start, close = period.start, max(period.start, min(period.end, now))
+    lost, retained = 0, Decimal(0)
+    for person in User.objects.billable():
+        events = list(SubscriptionEvent.objects.filter(user=person).order_by("at", "id"))
+
+        def state(t, events=events):
+            subs = {}
+            for e in events:
+                if e.at < t:
+                    subs[e.subscription_id] = e
+            paying = any(e.paying_after for e in subs.values())
+            mrr = sum((e.mrr_after for e in subs.values() if e.currency == currency), Decimal(0))
+            return paying, mrr
+
+        instants = sorted({e.at for e in events if start <= e.at < close})
+        was_paying = [state(t)[0] for t in instants]
+        after = [state(t + datetime.timedelta(microseconds=1))[0] for t in instants]
+        stopped = any(before and not later for before, later in zip(was_paying, after, strict=True))
+        if stopped and not state(close)[0]:
+            lost += 1
+        if state(start)[1] > 0:
+            retained += state(close)[1]
+    return lost, retained
 
 
 def buckets() -> dict:
@@ -146,6 +175,11 @@ class BillingRollupAgreesWithHistory(TestCase):
         for p in (period, period.previous()):
             rolled, raw = summary_both_ways(p, now)
             assert rolled == raw
+            # Churn and retention come from pointers the history derives: check them against a replay.
+            lost, retained = replayed(p, now)
+            assert rolled.churned_users == lost
+            if rolled.retention.rate is not None:
+                assert rolled.retention.mrr_retained == retained.quantize(Decimal("0.01"))
             with one_reading():
                 series = movements_series(billing_scope().events, buckets=p.buckets("day"), now=now, currency="TWD")
             with raw_reads(), one_reading():
@@ -241,3 +275,24 @@ def test_the_rebuild_command_reports_and_repairs_drift(capsys):
     call_command("billing_rollups_rebuild", "--no-progress")
     call_command("billing_rollups_rebuild", "--check", "--no-progress")
     assert march().total_revenue == Decimal("899.00")
+
+
+@pytest.mark.django_db
+def test_retention_keeps_a_customer_of_the_start_who_leaves_and_returns_and_not_one_who_returns():
+    pro, student = Plan.objects.get(code="pro"), Plan.objects.get(code="student")
+    a, b, c = (UserFactory(country="TW", date_joined=tpe(2026, 1, 2)) for _ in range(3))
+    kept = service.subscription_start(a, plan=pro, at=tpe(2026, 2, 1))  # paying at the start
+    service.subscription_end(kept, at=tpe(2026, 3, 5))
+    service.subscription_start(a, plan=student, at=tpe(2026, 3, 20))  # back within March: retained
+    service.subscription_start(b, plan=pro, at=tpe(2026, 3, 10))  # new in March: not the start's
+    gone = service.subscription_start(c, plan=pro, at=tpe(2026, 1, 3))
+    service.subscription_end(gone, at=tpe(2026, 2, 10))  # left before March…
+    service.subscription_reactivate(gone, at=tpe(2026, 3, 3))  # …and back in it: not the start's either
+    summary = march()
+    assert (summary.retention.mrr_start, summary.retention.mrr_retained, summary.retention.rate) == (
+        Decimal("899.00"),
+        Decimal("299.00"),
+        Decimal("0.3326"),
+    )
+    assert replayed(MARCH, NOW) == (0, Decimal("299.00"))
+    assert summary.churned_users == 0  # a left and came back before the close
