@@ -282,8 +282,8 @@ def _newcomers_mrr(events: QuerySet, newcomers: QuerySet, *, start, close, curre
     their changes over the period (they had none at its start) in one scan of the period's events,
     whichever reads fewer rows (the roll-up counts the period's events)."""
     if rollup.answers(events):
-        (span,) = rollup.sums([start, close])
-        in_period = rollup.total(span, "events", currency=currency)
+        before, after = rollup.cumulative([start, close])  # read already for MRR at the start and close
+        in_period = rollup.total(after, "events", currency=currency) - rollup.total(before, "events", currency=currency)
         if newcomers.count() * 8 > in_period:
             return events.filter(
                 at__gte=start, at__lt=close, currency=currency, user_id__in=newcomers.values("user_id")

@@ -197,16 +197,24 @@ def _add_raw(target: Sums, x: datetime.datetime, y: datetime.datetime) -> None:
 
 
 def cumulative(bounds: Sequence[datetime.datetime]) -> list[Sums]:
-    """Balances: the sums over ``[FAR_PAST, bounds[i])`` for each instant (ascending)."""
+    """Balances: the sums over ``[FAR_PAST, bounds[i])`` for each instant (ascending).
+
+    Each balance read is remembered within ``history.one_reading()``, so asking again for an
+    instant read before (the close, for the breakdown by country) costs no query.
+    """
+    known = [history.recall(("rollup_balance", t)) for t in bounds]
+    if all(balance is not None for balance in known):
+        return known
     spans = sums([FAR_PAST, *bounds])
     out, running = [], {}
-    for span in spans:
+    for t, span in zip(bounds, spans, strict=True):
         merged = {key: dict(values) for key, values in running.items()}
         for key, values in span.items():
             bucket = merged.setdefault(key, {})
             for name, value in values.items():
                 bucket[name] = bucket.get(name, 0) + value
         out.append(merged)
+        history.remember(("rollup_balance", t), merged)
         running = merged
     return out
 
