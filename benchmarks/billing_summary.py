@@ -16,7 +16,7 @@ Seeding (``--seed-with``):
            payments come from about 105k subscriptions, as in a real billing history;
            ``--shape crowd``: seed_demo's crowd, one payment per subscription (1M subscriptions,
            about eight running at once per user: the worst case for the subscription scans).
-           3 % of payments are half refunded three days later.
+           3 % of payments are half refunded three days later (if those days have passed).
   command  ``call_command("seed_demo", "--users", N, "--payments", M)``: the seeder itself (slower).
 
     .venv/bin/python benchmarks/billing_summary.py                  # 100k users, 1M payments
@@ -106,10 +106,12 @@ SUBSCRIPTIONS_SQL = """
 _PAYMENT_COLUMNS = """
     INSERT INTO coaching_payment (user_id, subscription_id, amount, currency, status, paid_at, refunded_amount,
                                   refunded_at, failure_reason, provider_reference, created_at)
-    SELECT user_id, id, price, 'TWD', CASE WHEN refund THEN 'partially_refunded' ELSE 'succeeded' END, paid,
-           CASE WHEN refund THEN round(price / 2, 2) ELSE 0 END,
-           CASE WHEN refund THEN least(paid + interval '3 days', %(now)s) END, '', 'BENCH' || id || '-' || k, paid
+    SELECT user_id, id, price, 'TWD', CASE WHEN refunded THEN 'partially_refunded' ELSE 'succeeded' END, paid,
+           CASE WHEN refunded THEN round(price / 2, 2) ELSE 0 END,
+           CASE WHEN refunded THEN paid + interval '3 days' END, '', 'BENCH' || id || '-' || k, paid
 """
+# A refund three days after the payment, if those three days have passed (never dated after the seeding).
+_REFUNDED = "refund AND paid + interval '3 days' <= %(now)s AS refunded"
 # The history the billing service would have written for those rows (``history_facts``): a start,
 # and an end for ended ones. Facts only; ``customer_history_rebuild`` then derives the customer columns.
 EVENTS_SQL = """
@@ -144,14 +146,19 @@ BENCH_SUBS_SQL = """
                 ELSE 0 END AS monthly
     FROM coaching_subscription s JOIN coaching_plan p ON p.code = s.plan_id
 """
-# crowd: seed_demo's shape, one payment per subscription, paid within 25 days of its start.
+# crowd: seed_demo's shape, one payment per subscription, paid within 25 days of its start (and not
+# after the seeding: a started subscription's payment is spread over the days it has run).
 CROWD_PAYMENTS_SQL = (
     _PAYMENT_COLUMNS
     + """
     FROM (
-        SELECT id, user_id, price, 0 AS k, random() < 0.03 AS refund,
-               least(started_at + make_interval(secs => floor(random() * 25 * 86400)::int), %(now)s) AS paid
-        FROM coaching_subscription
+        SELECT *, """
+    + _REFUNDED
+    + """ FROM (
+            SELECT id, user_id, price, 0 AS k, random() < 0.03 AS refund,
+                   started_at + random() * least(interval '25 days', %(now)s - started_at) AS paid
+            FROM coaching_subscription
+        ) p
     ) s
 """
 )
@@ -160,6 +167,9 @@ RENEWAL_PAYMENTS_SQL = (
     _PAYMENT_COLUMNS
     + """
     FROM (
+        SELECT *, """
+    + _REFUNDED
+    + """ FROM (
         SELECT s.id, s.user_id, s.price, k, random() < 0.03 AS refund,
                s.started_at + make_interval(days => k * CASE WHEN s.billing_cycle = 'annual' THEN 365 ELSE 30 END)
                    AS paid
@@ -171,6 +181,7 @@ RENEWAL_PAYMENTS_SQL = (
         ) AS k
         ORDER BY s.id, k
         LIMIT %(payments)s
+        ) p
     ) s
 """
 )
@@ -205,6 +216,9 @@ def seed(args: argparse.Namespace) -> float:
         with transaction.atomic():
             customer_history_rebuild()
         print(f"derived the history's customer columns in {time.perf_counter() - history:.1f} s")
+        rolled = time.perf_counter()
+        call_command("billing_rollups_rebuild", "--no-progress")
+        print(f"rebuilt the billing roll-up in {time.perf_counter() - rolled:.1f} s")
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     return time.perf_counter() - started

@@ -8,4 +8,4 @@ class CoachingConfig(AppConfig):
     def ready(self) -> None:
         # Register the Celery tasks in every process, not only in workers: the bulk use case
         # queues its start task by name (coaching.bulk.operations.START_TASK) without importing it.
-        from . import tasks  # noqa: F401
+        from . import billing_signals, tasks  # noqa: F401

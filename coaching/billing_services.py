@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import billing_rollups
 from .models import Plan, Subscription, SubscriptionEvent, User
 from .models.billing import MRR_PLACES
 
@@ -128,16 +130,26 @@ def derive(events: Sequence) -> list:
     last event of an instant (per currency) carries the instant's net movement and change in
     paying users, the others zero, so ending one plan and starting another at one instant is one
     expansion or contraction, never a churn and a reactivation.
+
+    Two pointers make churn and retention range scans: the event where the customer stops paying
+    (``paying_users_delta = -1``) carries the instant they next pay again (``customer_paying_again_at``,
+    null while they have not), and the event of a ``new`` or ``reactivation`` movement carries the
+    instant the customer's MRR in that currency last went to zero (``customer_mrr_zero_since``, null
+    for ``new``). A later change only ever sets the first to an instant after every closed period
+    it could move, so closed periods keep their numbers.
     """
     subs: dict = {}
     paid_ever: set[str] = set()
-    changed = []
+    zero_since: dict[str, datetime.datetime] = {}
+    computed: list[tuple[object, dict]] = []
+    waiting_loss: dict | None = None  # the values of the latest loss not yet followed by a return
     i = 0
     while i < len(events):
         j = i
         while j < len(events) and events[j].at == events[i].at:
             j += 1
         group = events[i:j]
+        at = group[0].at
         before_mrr, before_paying = _totals(subs)
         before_plans = _paying_plans(subs)
         for event in group:
@@ -152,19 +164,33 @@ def derive(events: Sequence) -> list:
         last_of_currency = {event.currency: event for event in group}
         for event in group:
             values = dict.fromkeys(SubscriptionEvent.MOVEMENTS, ZERO)
+            values["customer_mrr_zero_since"] = None
             if last_of_currency[event.currency] is event:
                 b, a = before_mrr.get(event.currency, ZERO), after_mrr.get(event.currency, ZERO)
-                values = movement_split(b, a, paid_before=event.currency in paid_ever)
+                values.update(movement_split(b, a, paid_before=event.currency in paid_ever))
+                if b == 0 and a > 0:
+                    values["customer_mrr_zero_since"] = zero_since.get(event.currency)
+                elif b > 0 and a == 0:
+                    zero_since[event.currency] = at
             values["customer_mrr_after"] = after_mrr.get(event.currency, ZERO)
             values["customer_paying_after"] = after_paying
             values["paying_users_delta"] = int(after_paying) - int(before_paying) if event is group[-1] else 0
             values["plan_after_users_delta"], values["plan_before_users_delta"] = plan_deltas.get(id(event), (0, 0))
-            if any(_differs(getattr(event, name), value) for name, value in values.items()):
-                for name, value in values.items():
-                    setattr(event, name, value)
-                changed.append(event)
+            values["customer_paying_again_at"] = None
+            if values["paying_users_delta"] > 0 and waiting_loss is not None:
+                waiting_loss["customer_paying_again_at"] = at
+                waiting_loss = None
+            elif values["paying_users_delta"] < 0:
+                waiting_loss = values
+            computed.append((event, values))
         paid_ever |= {code for code, amount in after_mrr.items() if amount > 0}
         i = j
+    changed = []
+    for event, values in computed:
+        if any(_differs(getattr(event, name), value) for name, value in values.items()):
+            for name, value in values.items():
+                setattr(event, name, value)
+            changed.append(event)
     return changed
 
 
@@ -210,7 +236,10 @@ def customer_history_derive(user_ids: Iterable, *, events=SubscriptionEvent) -> 
             if k == len(rows) or rows[k].user_id != rows[start].user_id:
                 changed.extend(derive(rows[start:k]))
                 start = k
-    events.objects.bulk_update(changed, fields=list(SubscriptionEvent.DERIVED), batch_size=2000)
+    # A migration's historical model may predate some derived columns: store those it has.
+    stored = {field.name for field in events._meta.get_fields()}
+    fields = [name for name in SubscriptionEvent.DERIVED if name in stored]
+    events.objects.bulk_update(changed, fields=fields, batch_size=2000)
     return len(changed)
 
 
@@ -233,10 +262,11 @@ def _record(sub: Subscription, kind: str, at: datetime.datetime, before: dict | 
             f"This subscription already has a change at {last.isoformat()}: a change cannot be dated before it."
         )
     sub.save()
-    event = SubscriptionEvent.objects.create(
-        subscription=sub, user_id=sub.user_id, **_facts(kind, at, sub.currency, before, _current(sub, paid_plans))
-    )
-    customer_history_derive([sub.user_id])
+    with billing_rollups.user_events_changed([sub.user_id]):
+        event = SubscriptionEvent.objects.create(
+            subscription=sub, user_id=sub.user_id, **_facts(kind, at, sub.currency, before, _current(sub, paid_plans))
+        )
+        customer_history_derive([sub.user_id])
     return event
 
 
@@ -367,10 +397,13 @@ def subscriptions_bulk_create(
 
     For the demo world and ``seed_demo``: the same events ``subscription_import`` writes one by one.
     ``derive=False`` leaves the customer columns to one ``customer_history_derive`` call after the
-    last batch (a bulk seeder writing the same users' subscriptions in many batches).
+    last batch (a bulk seeder writing the same users' subscriptions in many batches), and the
+    billing roll-up to ``billing_rollups.users_added`` after that.
     """
     paid_plans = paid_plan_codes()
-    with transaction.atomic():
+    # The roll-up follows here when the customer columns are derived; else the caller adds the users after.
+    rollup = billing_rollups.user_events_changed({row.user_id for row in rows}) if derive else nullcontext()
+    with transaction.atomic(), rollup:
         Subscription.objects.bulk_create(rows, batch_size=batch_size)
         events = [
             SubscriptionEvent(subscription=row, user_id=row.user_id, **facts)

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from . import billing_rollups
 from .billing_services import subscriptions_bulk_create
 from .models import (
     ApiUsage,
@@ -294,6 +295,8 @@ class WorldBuilder:
                     type(rows[0]).objects.bulk_create(rows[i : i + batch])
                     progress(label, len(rows[i : i + batch]))
             counters_from_ledger(User.objects.filter(pk__in=[u.pk for u in self.users]), now=self.now)
+            # Users and payments came by bulk_create (no signals): count them into the billing roll-up.
+            billing_rollups.users_added([u.pk for u in self.users], events=False)
 
 
 def counters_from_ledger(users, *, now: datetime.datetime) -> int:

@@ -18,7 +18,7 @@ from django.db.models import Case, F, IntegerField, Q, QuerySet, Sum, Value, Whe
 
 from coaching.models import Plan, Subscription
 
-from . import history
+from . import history, rollup
 from .history import PAYING_CHANGE, count_change, dec, mrr_change
 
 PAST_DUE = Subscription.Status.PAST_DUE
@@ -91,6 +91,8 @@ def _snapshots(
     """
     plans = paid_plan_codes() if by_plan_at in at else []
     instants = sorted(set(at))
+    if rollup.answers(events):
+        return _snapshots_rolled(instants, at=at, by_plan_at=by_plan_at, plans=plans)
     stretch = history.ranked("at", bounds=instants[:-1], values=list(range(len(instants))), output_field=IntegerField())
     sums = {
         "mrr": Sum(mrr_change(), output_field=history.MRR_FIELD),
@@ -151,6 +153,43 @@ def _snapshots(
     return snaps
 
 
+def _snapshots_rolled(
+    instants: list[datetime.datetime],
+    *,
+    at: Sequence[datetime.datetime],
+    by_plan_at: datetime.datetime | None,
+    plans: Sequence[str],
+) -> dict[datetime.datetime, Snapshot]:
+    """``_snapshots`` from the roll-up: the same sums, pre-added per hour and day (``analytics.billing.rollup``)."""
+    balances = dict(zip(instants, rollup.cumulative(instants), strict=True))
+    snaps = {}
+    for t in at:
+        rows = balances[t]
+        by_plan = t == by_plan_at
+        snaps[t] = Snapshot(
+            at=t,
+            mrr_raw=_decimals(rollup.by(rows, "currency", "mrr", present="events")),
+            past_due_raw=_decimals(rollup.by(rows, "currency", "past_due_mrr", present="events")),
+            subscriptions=int(rollup.total(rows, "subscriptions")),
+            paying_users=int(rollup.total(rows, "paying_users")),
+            plan_mrr_raw={
+                currency: {code: dec(rollup.total(rows, "mrr", currency=currency, plan=code)) for code in plans}
+                for currency in rollup.by(rows, "currency", "events", present="events")
+            }
+            if by_plan
+            else None,
+            plan_subscriptions={code: int(rollup.total(rows, "subscriptions", plan=code)) for code in plans}
+            if by_plan
+            else None,
+            plan_users={code: int(rollup.total(rows, "plan_users", plan=code)) for code in plans} if by_plan else None,
+        )
+    return snaps
+
+
+def _decimals(amounts: dict) -> dict[str, Decimal]:
+    return {code: dec(amount) for code, amount in amounts.items()}
+
+
 def _by_currency_plan(rows: list[dict], plans: Sequence[str]) -> dict[str, dict[str, Decimal]]:
     out: dict[str, dict[str, Decimal]] = {}
     for row in rows:
@@ -194,6 +233,14 @@ def country_customers(events: QuerySet, *, at: datetime.datetime, currency: str)
     """
 
     def read() -> dict[str, CountryCustomers]:
+        if rollup.answers(events):
+            (balance,) = rollup.cumulative([at])
+            users = rollup.by(balance, "country", "paying_users", present="events")
+            amounts = rollup.by(balance, "country", "mrr", present="events", currency=currency)
+            return {
+                country: CountryCustomers(paying_users=int(n), mrr=history.cents(dec(amounts.get(country))))
+                for country, n in users.items()
+            }
         rows = (
             events.filter(at__lt=at)
             .values("user__country")

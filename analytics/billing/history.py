@@ -80,11 +80,13 @@ def billing_scope(users: QuerySet | None = None) -> BillingScope:
     ``user_not_billable`` partial index) instead of joining every row to its user.
     """
     if users is None:
+        from . import rollup  # the roll-up answers for this scope (every billable account)
+
         excluded = User.objects.exclude(billable(prefix="")).values("pk")
         return BillingScope(
-            users=User.objects.billable(),
-            events=SubscriptionEvent.objects.exclude(user__in=excluded),
-            payments=Payment.objects.exclude(user__in=excluded),
+            users=rollup.mark(User.objects.billable()),
+            events=rollup.mark(SubscriptionEvent.objects.exclude(user__in=excluded)),
+            payments=rollup.mark(Payment.objects.exclude(user__in=excluded)),
         )
     return BillingScope(
         users=users,

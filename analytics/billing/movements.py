@@ -20,12 +20,12 @@ import datetime
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import CharField, Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import CharField, Count, DateTimeField, F, OuterRef, Q, QuerySet, Subquery, Sum
 
 from analytics.periods import Bucket, Period
-from coaching.models import SubscriptionEvent
+from coaching.models import SubscriptionEvent, User
 
-from . import at_instant, history
+from . import at_instant, history, rollup
 from .history import ZERO, dec, mrr_change
 
 PARTS = ("new", "expansion", "contraction", "churned", "reactivation")
@@ -84,6 +84,13 @@ def movements_series(
     if not begun:
         return ()
     close = min(begun[-1].end, now)
+    if rollup.answers(events):
+        spans = rollup.sums([bucket.start for bucket in begun] + [close])
+        by_bucket = {
+            bucket.label: {part: dec(rollup.total(rows, f"{part}_mrr", currency=currency)) for part in PARTS}
+            for bucket, rows in zip(begun, spans, strict=True)
+        }
+        return _series(events, begun, by_bucket, now=now, currency=currency)
     label = history.ranked(
         "at",
         bounds=[bucket.start for bucket in begun[1:]],
@@ -98,6 +105,12 @@ def movements_series(
         .order_by()
     )
     by_bucket = {row["bucket"]: {part: dec(row[part]) for part in PARTS} for row in rows}
+    return _series(events, begun, by_bucket, now=now, currency=currency)
+
+
+def _series(
+    events: QuerySet, begun: Sequence[Bucket], by_bucket: dict, *, now: datetime.datetime, currency: str
+) -> tuple[Movements, ...]:
     running = at_instant.snapshot(events, at=begun[0].start).mrr_raw.get(currency, ZERO)
     series = []
     for bucket in begun:
@@ -126,24 +139,24 @@ def mrr_movements(events: QuerySet, *, period: Period, now: datetime.datetime, c
 
 
 def _lost(events: QuerySet, *, start: datetime.datetime, closes: Sequence[datetime.datetime]) -> QuerySet:
-    """Events in ``[start, closes[-1])`` where a customer stopped paying, each told its window's close
-    (``bucket_close``) and whether the customer pays again at that close (``back``)."""
+    """Events in ``[start, closes[-1])`` where a customer stopped paying and had not paid again by the
+    close of the window the event falls in (``bucket_close``, windows ending at ``closes``).
+
+    The loss carries when the customer next paid (``customer_paying_again_at``, see
+    ``billing_services.derive``): not back by the close means that is null or not before it. Only a
+    customer's last loss before a close can qualify, so each row is one customer lost in its window.
+    From the partial index of losses alone.
+    """
     bucket_close = history.ranked("at", bounds=closes[:-1], values=closes, output_field=DateTimeField())
-    # The user's last instant before the close says whether they pay at the close (every event of
-    # an instant carries the customer's state after it). Same user, so the scope (which only ever
-    # selects users) need not be applied again inside; the (user, at) index answers it backwards.
-    paying_at_close = (
-        SubscriptionEvent.objects.filter(user_id=OuterRef("user_id"), at__lt=OuterRef("bucket_close"))
-        .order_by("-at")
-        .values("customer_paying_after")[:1]
-    )
-    return events.filter(paying_users_delta__lt=0, at__gte=start, at__lt=closes[-1]).annotate(
-        bucket_close=bucket_close, back=Subquery(paying_at_close)
+    return (
+        events.filter(paying_users_delta__lt=0, at__gte=start, at__lt=closes[-1])
+        .annotate(bucket_close=bucket_close)
+        .filter(Q(customer_paying_again_at__isnull=True) | Q(customer_paying_again_at__gte=F("bucket_close")))
     )
 
 
 # Distinct users lost and not back by their window's close.
-LOST = Count("user_id", distinct=True, filter=Q(back=False))
+LOST = Count("user_id", distinct=True)
 
 
 def churned_users(events: QuerySet, *, period: Period, now: datetime.datetime) -> int:
@@ -165,8 +178,10 @@ def churned_by_country(events: QuerySet, *, start: datetime.datetime, close: dat
         return {}
 
     def read() -> dict[str, int]:
-        grouped = _lost(events, start=start, closes=[close]).values("user__country").annotate(n=LOST).order_by()
-        return {row["user__country"]: row["n"] for row in grouped if row["n"]}
+        # The country by a lookup per lost customer, not a join: the losses are few, the users many.
+        country = Subquery(User.objects.filter(pk=OuterRef("user_id")).values("country")[:1])
+        grouped = _lost(events, start=start, closes=[close]).values(country=country).annotate(n=LOST).order_by()
+        return {row["country"]: row["n"] for row in grouped if row["n"]}
 
     return history.remembered(("churned_by_country", str(events.query), start, close), read)
 
@@ -225,25 +240,52 @@ def net_revenue_retention(events: QuerySet, *, period: Period, now: datetime.dat
     """NRR = the start's customers' MRR at the close / MRR at the start, in ``currency``.
 
     Expansion, contraction, churn and reactivation of customers who had MRR at the start count;
-    new customers do not: ``MRR(start) + sum(mrr_after - mrr_before)`` over the period's events of
-    users whose last instant before the start left them with MRR in ``currency`` (the (user, at)
-    index answers that per user), divided by ``MRR(start)``. Null when nothing was paid at the start.
+    new customers do not. Counted from the other side: every change in the period is the start's
+    customers' or a newcomer's, and a customer with no MRR at the start (their last instant before
+    it left them none) can only have MRR at the close through a gain in the period (a ``new`` or
+    ``reactivation`` movement). So the start's customers' MRR at the close is MRR at the close
+    minus the MRR at the close of the users with a gain in the period and no MRR at its start (the
+    gain's ``customer_mrr_zero_since`` says which; the (user, at) index answers each one's MRR at
+    the close). Divided by ``MRR(start)``; null when nothing was paid
+    at the start.
     """
     start, close = history.window(period, now)
     at_start = at_instant.snapshot(events, at=start).mrr_raw.get(currency, ZERO)
     if not at_start:
         return Retention(mrr_start=history.cents(at_start), mrr_retained=history.cents(at_start), rate=None)
-    paid_at_start = (
-        SubscriptionEvent.objects.filter(user_id=OuterRef("user_id"), at__lt=start, currency=currency)
-        .order_by("-at")  # every event of an instant carries the customer's MRR after it
-        .values("customer_mrr_after")[:1]
-    )
-    change = (
+    at_close = at_instant.snapshot(events, at=close).mrr_raw.get(currency, ZERO)
+
+    def customer_mrr(at: datetime.datetime, user: str):
+        # Every event of an instant carries the customer's MRR (in its currency) after it.
+        return Subquery(
+            SubscriptionEvent.objects.filter(user_id=OuterRef(user), at__lt=at, currency=currency)
+            .order_by("-at")
+            .values("customer_mrr_after")[:1]
+        )
+
+    # A gain in the period whose customer had had no MRR since before its start (or ever): the first
+    # gain of a customer not paying at the start (one per customer; later gains follow a loss inside).
+    newcomers = (
         events.filter(at__gte=start, at__lt=close, currency=currency)
-        .alias(before=Subquery(paid_at_start))
-        .filter(before__gt=0)
-        .aggregate(total=Sum(mrr_change(), output_field=history.MRR_FIELD))["total"]
+        .filter(~Q(new_mrr=0) | ~Q(reactivation_mrr=0))
+        .filter(Q(customer_mrr_zero_since__isnull=True) | Q(customer_mrr_zero_since__lt=start))
+        .order_by()
     )
-    retained = at_start + dec(change)
+    theirs = _newcomers_mrr(events, newcomers, start=start, close=close, currency=currency, lookup=customer_mrr)
+    retained = at_close - dec(theirs)
     rate = (retained / at_start).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
     return Retention(mrr_start=history.cents(at_start), mrr_retained=history.cents(retained), rate=rate)
+
+
+def _newcomers_mrr(events: QuerySet, newcomers: QuerySet, *, start, close, currency: str, lookup) -> Decimal | None:
+    """The newcomers' MRR at the close: each one's by an index lookup when they are few, else the sum of
+    their changes over the period (they had none at its start) in one scan of the period's events,
+    whichever reads fewer rows (the roll-up counts the period's events)."""
+    if rollup.answers(events):
+        before, after = rollup.cumulative([start, close])  # read already for MRR at the start and close
+        in_period = rollup.total(after, "events", currency=currency) - rollup.total(before, "events", currency=currency)
+        if newcomers.count() * 8 > in_period:
+            return events.filter(
+                at__gte=start, at__lt=close, currency=currency, user_id__in=newcomers.values("user_id")
+            ).aggregate(total=Sum(mrr_change(), output_field=history.MRR_FIELD))["total"]
+    return newcomers.annotate(after=lookup(close, "user_id")).aggregate(total=Sum("after"))["total"]

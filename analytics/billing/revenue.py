@@ -12,7 +12,7 @@ from django.db.models import CharField, Count, QuerySet, Sum
 from analytics.periods import Bucket, Period
 from coaching.models import Payment
 
-from . import history
+from . import history, rollup
 from .history import dec
 
 PAID_PAYMENT_STATUSES = (
@@ -118,6 +118,15 @@ def revenue_rows(
 def _revenue_rows(payments: QuerySet, *, start, close, buckets: Sequence[Bucket]) -> list[MoneyRow]:
     if close <= start:
         return []
+    if rollup.answers(payments):
+        bounds, labels = rollup.label_spans(start, close, [b.start for b in buckets], [b.label for b in buckets])
+        out = []
+        for month, rows in zip(labels, rollup.sums(bounds), strict=True):
+            paid = rollup.by(rows, "currency", "paid", present="payments")
+            refunded = rollup.by(rows, "currency", "refunded", present="refunds")
+            out += [MoneyRow(currency=code, month=month, amount=dec(amount)) for code, amount in paid.items()]
+            out += [MoneyRow(currency=code, month=month, amount=-dec(amount)) for code, amount in refunded.items()]
+        return out
     rows = []
     reads = (
         (payments_paid(payments, start=start, close=close), "paid_at", "amount", 1),
@@ -147,6 +156,13 @@ def signup_rows(
 def _signup_rows(users: QuerySet, *, start, close, buckets: Sequence[Bucket]) -> list[tuple[str, str, int]]:
     if close <= start:
         return []
+    if rollup.answers(users):
+        bounds, labels = rollup.label_spans(start, close, [b.start for b in buckets], [b.label for b in buckets])
+        found: dict[tuple[str, str], int] = {}
+        for month, rows in zip(labels, rollup.sums(bounds), strict=True):
+            for country, n in rollup.by(rows, "country", "signups", present="signups").items():
+                found[(country, month)] = found.get((country, month), 0) + int(n)
+        return [(country, month, n) for (country, month), n in found.items()]
     grouped = (
         users.filter(date_joined__gte=start, date_joined__lt=close)
         .annotate(month=bucket_label("date_joined", buckets))

@@ -1,6 +1,6 @@
 """The domain records (see shared DOMAIN.md). One module per area."""
 
-from .billing import Payment, Subscription, SubscriptionEvent
+from .billing import BillingBucket, Payment, Subscription, SubscriptionEvent
 from .bulk import BulkOperation, BulkOperationResult
 from .exports import ExportRecord
 from .plans import Plan
@@ -11,6 +11,7 @@ from .users import User
 
 __all__ = [
     "ApiUsage",
+    "BillingBucket",
     "BulkOperation",
     "BulkOperationResult",
     "Client",

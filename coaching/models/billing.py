@@ -157,6 +157,11 @@ class SubscriptionEvent(models.Model):
     churned_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
     reactivation_mrr = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
 
+    # Pointers (see billing_services.derive): on a loss of the customer, when they pay again; on a
+    # new or reactivation movement, since when the customer's MRR in this currency had been zero.
+    customer_paying_again_at = models.DateTimeField(null=True, blank=True)
+    customer_mrr_zero_since = models.DateTimeField(null=True, blank=True)
+
     MOVEMENTS = ("new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr")
     DERIVED = (
         "customer_mrr_after",
@@ -165,6 +170,8 @@ class SubscriptionEvent(models.Model):
         "plan_after_users_delta",
         "plan_before_users_delta",
         *MOVEMENTS,
+        "customer_paying_again_at",
+        "customer_mrr_zero_since",
     )
 
     class Meta:
@@ -197,7 +204,97 @@ class SubscriptionEvent(models.Model):
                 ],
                 name="subscription_event_at_covering",
             ),
+            # The few instants a customer stopped paying (churn) or started again (retention's newcomers).
+            models.Index(
+                fields=["at"],
+                condition=models.Q(paying_users_delta__lt=0),
+                include=["user", "customer_paying_again_at"],
+                name="subscription_event_losses",
+            ),
+            models.Index(
+                fields=["at"],
+                condition=~models.Q(new_mrr=0) | ~models.Q(reactivation_mrr=0),
+                include=["user", "currency", "customer_mrr_zero_since"],
+                name="subscription_event_gains",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.kind} {self.subscription_id}"
+
+
+def _sum_field(help_text: str, *, money: bool = False, places: int = 6):
+    if money:
+        return models.DecimalField(max_digits=20, decimal_places=places, default=0, db_default=0, help_text=help_text)
+    return models.BigIntegerField(default=0, db_default=0, help_text=help_text)
+
+
+class BillingBucket(models.Model):
+    """Billing changes added up over one UTC hour or UTC day (``grain``): a roll-up of the history and payments.
+
+    Written only by ``coaching.billing_rollups`` (called by the billing service, the payment and
+    user signals and the bulk seeders, in the writer's transaction) and rebuilt from the records by
+    ``manage.py billing_rollups_rebuild``. Each bucket adds up, over the records whose instant falls
+    in ``[start, start + grain)``, what ``analytics.billing`` would sum over those raw rows, split by
+    currency, plan (an event's state after counts under ``plan_after``, its state before, negated,
+    under ``plan_before``), the user's country and whether the user is billable. A balance at an
+    instant is the sum of every bucket before it plus the raw rows of the partial hour.
+    """
+
+    class Grain(models.TextChoices):
+        HOUR = "hour"
+        DAY = "day"
+
+    grain = models.CharField(max_length=4, choices=Grain.choices)
+    start = models.DateTimeField()
+    currency = models.CharField(max_length=3, blank=True)
+    plan = models.CharField(max_length=32, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    billable = models.BooleanField()
+    mrr = _sum_field("Change in MRR (mrr_after - mrr_before).", money=True)
+    past_due_mrr = _sum_field("Change in the past-due part of MRR.", money=True)
+    subscriptions = _sum_field("Change in paying subscriptions.")
+    plan_users = _sum_field("Change in customers paying on this plan.")
+    paying_users = _sum_field("Change in paying customers (paying_users_delta).")
+    new_mrr = _sum_field("MRR movement: new.", money=True)
+    expansion_mrr = _sum_field("MRR movement: expansion.", money=True)
+    contraction_mrr = _sum_field("MRR movement: contraction.", money=True)
+    churned_mrr = _sum_field("MRR movement: churned.", money=True)
+    reactivation_mrr = _sum_field("MRR movement: reactivation.", money=True)
+    paid = _sum_field("Amount of payments paid here (succeeded, refunded or partially refunded).", money=True, places=2)
+    refunded = _sum_field("Amount refunded here.", money=True, places=2)
+    signups = _sum_field("Accounts created here.")
+    # How many records of each kind (a currency or country is present in a sum even when it adds to zero).
+    events = _sum_field("Subscription events here.")
+    payments = _sum_field("Payments paid here.")
+    refunds = _sum_field("Refunds made here.")
+
+    SUMS = (
+        "mrr",
+        "past_due_mrr",
+        "subscriptions",
+        "plan_users",
+        "paying_users",
+        "new_mrr",
+        "expansion_mrr",
+        "contraction_mrr",
+        "churned_mrr",
+        "reactivation_mrr",
+        "paid",
+        "refunded",
+        "signups",
+        "events",
+        "payments",
+        "refunds",
+    )
+    KEYS = ("grain", "start", "currency", "plan", "country", "billable")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "start", "currency", "plan", "country", "billable"], name="billing_bucket_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.start.isoformat()} {self.currency} {self.plan} {self.country}"

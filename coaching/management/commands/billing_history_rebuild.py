@@ -4,12 +4,14 @@
     python manage.py billing_history_rebuild --check   # only count; exit 1 if any row differs
 
 The billing service keeps these columns current on every write; this is for after a bulk load
-(benchmarks) and as the proof that what is stored is what the facts say.
+(benchmarks) and as the proof that what is stored is what the facts say. When rows were
+rewritten, the billing roll-up is rebuilt after them (``billing_rollups_rebuild``).
 """
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from coaching import billing_rollups
 from coaching.billing_services import customer_history_rebuild
 
 
@@ -28,3 +30,7 @@ class Command(BaseCommand):
                 raise SystemExit(1)
             return
         self.stdout.write(self.style.SUCCESS(f"Rebuilt: {differed} events rewritten."))
+        if differed:
+            # The roll-up sums the rewritten columns: recompute it from the history.
+            buckets = billing_rollups.rebuild()
+            self.stdout.write(self.style.SUCCESS(f"Billing roll-up rebuilt: {buckets} buckets differed."))

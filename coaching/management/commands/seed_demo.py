@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from tqdm import tqdm
 
-from coaching import rollups_build
+from coaching import billing_rollups, rollups_build
 from coaching.billing_services import customer_history_derive, subscriptions_bulk_create
 from coaching.demo import DEMO_MARKER_EMAIL, DEMO_PASSWORDS, counters_from_ledger, demo_world
 from coaching.models import CoachingSession, Payment, Plan, Subscription, UsageLog, User, minutes_from_seconds
@@ -221,6 +221,7 @@ class Command(BaseCommand):
                     Payment.objects.bulk_create(rows, batch_size=chunk)
                 bar.update(n)
         customer_history_derive(ids)
+        billing_rollups.users_added(ids)  # the coaches, their histories and payments came in bulk
 
     def crowd_counters(self, ids: list, *, now: datetime.datetime) -> None:
         """Step 4: each coach's month counters, from the ledger just written."""
