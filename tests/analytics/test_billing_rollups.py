@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
@@ -24,6 +24,7 @@ from analytics.periods import range_period
 from coaching import billing_rollups
 from coaching import billing_services as service
 from coaching.models import BillingBucket, Plan, Subscription, SubscriptionEvent, User
+from tests.analytics.properties import on_a_database
 from tests.factories import PaymentFactory, UserFactory
 
 UTC = datetime.UTC
@@ -95,13 +96,7 @@ steps = st.lists(
 
 
 class BillingRollupAgreesWithHistory(TestCase):
-    # Moderate: the suite runs on a shared machine within CI's budget. No shrinking (slow on a database).
-    @settings(
-        max_examples=20,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    )
+    @on_a_database
     @given(
         anchor=st.sampled_from(ANCHORS),
         history=steps,

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
@@ -28,6 +28,7 @@ from coaching.services import (
     session_soft_delete,
     usage_record,
 )
+from tests.analytics.properties import on_a_database
 from tests.factories import ExportRecordFactory, UserFactory
 
 UTC = datetime.UTC
@@ -115,13 +116,7 @@ events = st.lists(
 
 
 class RollupsAgreeWithRawRows(TestCase):
-    # Moderate: the suite runs on a shared machine within CI's budget. No shrinking (slow on a database).
-    @settings(
-        max_examples=20,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    )
+    @on_a_database
     @given(
         anchor=st.sampled_from(ANCHORS),
         zones=st.lists(st.sampled_from(ZONES), min_size=3, max_size=3),
