@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection
 
 from .models import CoachingSession, CoachUsageDay, ExportRecord, PlatformUsageBucket, UsageLog, User
@@ -191,7 +193,7 @@ def _apply(user: User, contributions: Iterable[tuple[datetime.datetime, Deltas]]
                 table[key][name] = table[key].get(name, 0) + sign * value
     statements = [_coach_sql(user.pk, day, str(tz), deltas) for day, deltas in coach.items()]
     statements += [_platform_sql(grain, start, deltas) for (grain, start), deltas in platform.items()]
-    _execute([statement for statement in statements if statement])
+    _execute([statement for statement in statements if statement], prepare=True)
 
 
 def _prep(model, name: str, value):
@@ -205,33 +207,69 @@ def _upsert_sql(model, keys: dict, deltas: Deltas, conflict: tuple[str, ...], *,
         deltas = {name: value for name, value in deltas.items() if value}
         if not deltas:
             return None
-    table = connection.ops.quote_name(model._meta.db_table)
     columns = {**keys, **deltas}
-    quoted = [connection.ops.quote_name(model._meta.get_field(name).column) for name in columns]
+    sql = _upsert_text(model, tuple(keys), tuple(deltas), conflict, add, connection.vendor)
+    return sql, [_prep(model, name, value) for name, value in columns.items()]
+
+
+@functools.lru_cache(maxsize=512)
+def _upsert_text(model, keys: tuple, deltas: tuple, conflict: tuple, add: bool, vendor: str) -> str:
+    """The statement's text: the same for every write of the same columns (so PostgreSQL can keep it
+    prepared, and Python builds it once)."""
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    quoted = [quote(model._meta.get_field(name).column) for name in (*keys, *deltas)]
     if add:
         sets = ", ".join(f"{q} = {table}.{q} + excluded.{q}" for q in quoted[len(keys) :])
     else:
         sets = ", ".join(f"{q} = excluded.{q}" for q in quoted[len(keys) :])
-    target = ", ".join(connection.ops.quote_name(model._meta.get_field(name).column) for name in conflict)
-    sql = (
+    target = ", ".join(quote(model._meta.get_field(name).column) for name in conflict)
+    return (
         f"INSERT INTO {table} ({', '.join(quoted)}) VALUES ({', '.join(['%s'] * len(quoted))}) "
         f"ON CONFLICT ({target}) DO UPDATE SET {sets}"
     )
-    return sql, [_prep(model, name, value) for name, value in columns.items()]
 
 
-def _execute(statements: list[tuple[str, list]]) -> None:
-    """Run the upserts: on PostgreSQL in one round trip (all but the last as data-modifying CTEs)."""
+def _execute(statements: list[tuple[str, list]], *, prepare: bool = False) -> None:
+    """Run the upserts: on PostgreSQL in one round trip (all but the last as data-modifying CTEs).
+
+    ``prepare``: as a statement the server keeps prepared. Planning the hook's upserts anew cost about
+    as much as running them, and a record's hook sends the same few texts over and over."""
     if not statements:
         return
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql" and len(statements) > 1:
-            *first, (last_sql, last_params) = statements
-            ctes = ", ".join(f"u{i} AS ({sql})" for i, (sql, _) in enumerate(first))
-            cursor.execute(f"WITH {ctes} {last_sql}", [p for _, params in first for p in params] + last_params)
-            return
-        for sql, params in statements:
-            cursor.execute(sql, params)
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+        return
+    *first, (last_sql, last_params) = statements
+    ctes = ", ".join(f"u{i} AS ({sql})" for i, (sql, _) in enumerate(first))
+    sql = f"WITH {ctes} {last_sql}" if first else last_sql
+    params = [p for _, params in first for p in params] + last_params
+    with _prepared_cursor() if prepare and settings.DB_PREPARED_ROLLUPS else connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _prepared_cursor():
+    """A cursor of Django's connection (its execute wrappers and query log apply) whose statements the
+    server keeps prepared. Django's own cursors bind on the client and never prepare (pooler safety);
+    these statements' texts are few, and psycopg keeps at most ``prepared_max`` of them."""
+    connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:  # Django's default: psycopg prepares nothing
+        connection.connection.prepare_threshold = 1 << 30  # only what asks (``prepare=True``), at once
+    raw = _prepared_cursor_class()(connection.connection)
+    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+
+
+@functools.cache
+def _prepared_cursor_class():
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparedCursor(ServerBindingCursor):
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=True, binary=binary)
+
+    return PreparedCursor
 
 
 def _coach_sql(user_id, day: datetime.date, tz: str, deltas: Deltas, *, add: bool = True):

@@ -130,6 +130,10 @@ if os.getenv("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+# The usage roll-up's upserts (run with every usage record) are kept prepared on PostgreSQL, which
+# halves what they add to a write. Turn off behind a pooler that cannot hold prepared statements
+# (PgBouncer in transaction mode before 1.21). Django's own queries are never prepared either way.
+DB_PREPARED_ROLLUPS = envbool("DB_PREPARED_ROLLUPS", "true")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "coaching.User"
