@@ -55,7 +55,10 @@ class UsageRollup(models.Model):
 class CoachUsageDay(UsageRollup):
     """One coach's day, in the coach's time zone (``tz``: the zone the day was cut in)."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_days")
+    # No index of its own: ``coach_usage_day_once`` (user, day) serves every look-up by coach.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_days", db_index=False
+    )
     day = models.DateField()
     tz = models.CharField(max_length=64)
 
