@@ -156,6 +156,7 @@ class Command(BaseCommand):
                         },
                     )
                     bar.update(n)
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # pending checks (not a superuser) run first
             with self.bar(len(indexes), "indexes", unit="indexes") as bar:
                 for definition in indexes:
                     cursor.execute(definition)
@@ -237,8 +238,27 @@ class Command(BaseCommand):
                     cursor.execute(f"ANALYZE {table}")
         first = (now - datetime.timedelta(days=366)).date()
         last = now.date() + datetime.timedelta(days=1)
-        with self.bar((last - first).days + 1, "roll-ups", unit="days") as bar:
-            rollups_build.rebuild(first, last, chunk_days=31, progress=bar.update)
+        if connection.vendor != "postgresql":
+            with self.bar((last - first).days + 1, "roll-ups", unit="days") as bar:
+                rollups_build.rebuild(first, last, chunk_days=31, progress=bar.update)
+            return
+        # Millions of coach-days: inserted without the table's keys (each row into two B-trees at random
+        # places, with their WAL, was most of the time), which are built again after, by one sort each.
+        # One transaction: a run killed half-way leaves the roll-ups and their keys as they were.
+        # The rows' coaches come from the users table itself: their foreign-key checks are skipped where
+        # allowed, and otherwise run before the keys come back (a table with pending checks can't be altered).
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            if is_superuser():
+                skip_row_triggers()
+            keys = drop_indexes(cursor, "coaching_coachusageday", unique=True)
+            with self.bar((last - first).days + 1, "roll-ups", unit="days") as bar:
+                rollups_build.rebuild(first, last, chunk_days=31, progress=bar.update)
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            with self.bar(len(keys), "roll-up keys", unit="keys") as bar:
+                for definition in keys:
+                    cursor.execute(definition)
+                    bar.update(1)
 
 
 CHUNK = 5000
@@ -277,6 +297,8 @@ CROWD_SQL = """
            round(seconds::numeric / 60, 2), 'google', 0.5000, NOT failed, plan, fin
     FROM crowd ORDER BY sid
 """
+
+
 def crowd_row(rng: random.Random, coaches: list[tuple], at: datetime.datetime, now: datetime.datetime) -> tuple:
     """One session and its ledger row: ``(coach, plan, at, seconds, failed, finished, deleted)``."""
     coach, plan = coaches[rng.randrange(len(coaches))]
@@ -340,18 +362,30 @@ def is_superuser() -> bool:
 
 def drop_secondary_indexes(cursor, tables: tuple[str, ...]) -> list[str]:
     """Drop the plain (not unique, not primary key) indexes of ``tables``; returns what rebuilds them."""
+    return [definition for table in tables for definition in drop_indexes(cursor, table)]
+
+
+def drop_indexes(cursor, table: str, *, unique: bool = False) -> list[str]:
+    """Drop ``table``'s indexes but its primary key: the plain ones, and with ``unique`` its unique
+    constraints too. Returns the statements that build them again (foreign keys need no index here)."""
     cursor.execute(
         """
-        SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x
-        JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
-        WHERE t.relname = ANY(%s) AND NOT x.indisunique AND NOT x.indisprimary
+        SELECT i.relname, c.conname, pg_get_indexdef(i.oid), pg_get_constraintdef(c.oid)
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+        LEFT JOIN pg_constraint c ON c.conindid = i.oid AND c.conrelid = t.oid
+        WHERE t.relname = %s AND NOT x.indisprimary AND (%s OR NOT x.indisunique)
         """,
-        [list(tables)],
+        [table, unique],
     )
-    found = cursor.fetchall()
-    for name, _definition in found:
-        cursor.execute(f'DROP INDEX "{name}"')
-    return [definition for _name, definition in found]
+    rebuild = []
+    for index, constraint, index_definition, constraint_definition in cursor.fetchall():
+        if constraint:
+            cursor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT "{constraint}"')
+            rebuild.append(f'ALTER TABLE "{table}" ADD CONSTRAINT "{constraint}" {constraint_definition}')
+        else:
+            cursor.execute(f'DROP INDEX "{index}"')
+            rebuild.append(index_definition)
+    return rebuild
 
 
 def skip_row_triggers() -> None:
