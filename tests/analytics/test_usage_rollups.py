@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError
 from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
@@ -73,12 +74,10 @@ def summary(coaches, period, now) -> dict:
 def snapshot() -> tuple[list, list]:
     """Every stored bucket, without ids (zero values as stored)."""
     coach = sorted(
-        tuple(sorted((k, str(v)) for k, v in row.items() if k != "id"))
-        for row in CoachUsageDay.objects.values()
+        tuple(sorted((k, str(v)) for k, v in row.items() if k != "id")) for row in CoachUsageDay.objects.values()
     )
     platform = sorted(
-        tuple(sorted((k, str(v)) for k, v in row.items() if k != "id"))
-        for row in PlatformUsageBucket.objects.values()
+        tuple(sorted((k, str(v)) for k, v in row.items() if k != "id")) for row in PlatformUsageBucket.objects.values()
     )
     return coach, platform
 
@@ -143,27 +142,41 @@ class RollupsAgreeWithRawRows(TestCase):
             coach, at = coaches[who], anchor + offset
             if kind == "session":
                 session = session_create(
-                    coach=coach, title="s", session_date=at.date(), audio_size_bytes=size * 1_048_576,
-                    duration_seconds=size * 60, at=at,
+                    coach=coach,
+                    title="s",
+                    session_date=at.date(),
+                    audio_size_bytes=size * 1_048_576,
+                    duration_seconds=size * 60,
+                    at=at,
                 )
                 if outcome == "pending":
                     continue
                 session_processing_start(session, at=at)
                 if outcome != "open":
                     session_processing_finish(
-                        session, error="stt failed" if outcome == "failed" else "",
+                        session,
+                        error="stt failed" if outcome == "failed" else "",
                         at=at + datetime.timedelta(minutes=minutes),
                     )
                 if outcome == "deleted":
                     session_soft_delete(session, at=at + datetime.timedelta(hours=size * 7))
             elif kind == "log":
-                usage_record(coach, session=None, kind=["original", "retry_success", "retry_failed", "adjustment"][
-                    minutes % 4], seconds=size * 61, at=at)
+                usage_record(
+                    coach,
+                    session=None,
+                    kind=["original", "retry_success", "retry_failed", "adjustment"][minutes % 4],
+                    seconds=size * 61,
+                    at=at,
+                )
             elif kind == "export":
                 ExportRecordFactory(
-                    requested_by=coach, subject=coach, format=["csv", "pdf", "xlsx"][minutes % 3],
-                    status="succeeded" if outcome != "failed" else "failed", bytes=size * 1000,
-                    file_path="kept.pdf" if minutes % 2 else "", created_at=at,
+                    requested_by=coach,
+                    subject=coach,
+                    format=["csv", "pdf", "xlsx"][minutes % 3],
+                    status="succeeded" if outcome != "failed" else "failed",
+                    bytes=size * 1000,
+                    file_path="kept.pdf" if minutes % 2 else "",
+                    created_at=at,
                     file_deleted_at=at + datetime.timedelta(hours=minutes) if outcome == "deleted" else None,
                 )
             else:
@@ -195,8 +208,9 @@ def utc(month, day, hour=12, minute=0):
 
 
 def processed(coach, start, minutes, *, error=""):
-    session = session_create(coach=coach, title="s", session_date=start.date(), audio_size_bytes=1_048_576,
-                             duration_seconds=600, at=start)
+    session = session_create(
+        coach=coach, title="s", session_date=start.date(), audio_size_bytes=1_048_576, duration_seconds=600, at=start
+    )
     session_processing_start(session, at=start)
     session_processing_finish(session, error=error, at=start + datetime.timedelta(minutes=minutes))
     return session
@@ -209,11 +223,37 @@ def test_a_coach_day_holds_what_happened_on_the_coachs_local_day(coach):
     usage_record(coach, session=None, kind="retry_failed", seconds=120, at=utc(4, 1, 2))
     day = CoachUsageDay.objects.get(user=coach)
     assert (day.day, day.tz) == (datetime.date(2026, 4, 1), "Asia/Taipei")
-    assert (day.minutes, day.billable_minutes, day.sessions, day.transcriptions) == (Decimal("12.00"),
-                                                                                   Decimal("10.00"), 1, 2)
+    assert (day.minutes, day.billable_minutes, day.sessions, day.transcriptions) == (
+        Decimal("12.00"),
+        Decimal("10.00"),
+        1,
+        2,
+    )
     quarter = PlatformUsageBucket.objects.get(grain="q15", start=utc(3, 31, 23, 30))
     assert quarter.billable_minutes == Decimal("10.00")
     assert PlatformUsageBucket.objects.get(grain="day", start=utc(3, 31, 0)).transcriptions == 1
+
+
+@pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "not-prepared"])
+@pytest.mark.django_db
+def test_the_hook_counts_the_same_whether_its_statement_is_kept_prepared_or_not(coach, settings, prepared):
+    """``DB_PREPARED_ROLLUPS`` (off behind a pooler without prepared statements) changes no number."""
+    settings.DB_PREPARED_ROLLUPS = prepared
+    for seconds in (600, 900, 61):  # the same statement text again and again: prepared after its first use
+        usage_record(coach, session=None, kind="original", seconds=seconds, at=utc(3, 31, 23, 30))
+    usage_record(coach, session=None, kind="adjustment", seconds=-300, at=utc(4, 1, 1, 5))
+    day = CoachUsageDay.objects.get(user=coach, day=datetime.date(2026, 4, 1))
+    assert (day.minutes, day.billable_minutes, day.sessions, day.transcriptions) == (
+        Decimal("21.02"),
+        Decimal("26.02"),
+        3,
+        3,
+    )
+    quarters = PlatformUsageBucket.objects.filter(grain="q15").order_by("start")
+    assert [(q.start.hour, q.start.minute, q.sessions, q.minutes) for q in quarters] == [
+        (23, 30, 3, Decimal("26.02")),
+        (1, 0, 0, Decimal("-5.00")),
+    ]
 
 
 @pytest.mark.django_db
@@ -301,9 +341,7 @@ def test_rollups_commands_refuse_bad_dates(coach):
 
 @pytest.mark.real_worker
 @pytest.mark.django_db(transaction=True)
-def test_a_rebuild_process_killed_inside_a_chunk_leaves_it_whole_and_a_rerun_equals_a_clean_rebuild(
-    coach, other_coach
-):
+def test_a_rebuild_process_killed_inside_a_chunk_leaves_it_whole_and_a_rerun_equals_a_clean_rebuild(coach, other_coach):
     """PostgreSQL, a real process: ``rollups_rebuild`` is SIGKILLed while a chunk's transaction is open (its
     coaches' days already deleted in it, blocked on a platform row this test holds). The chunks before it
     are rebuilt, the killed one and those after it are exactly as before; a rerun gives the clean buckets."""
@@ -334,7 +372,11 @@ def test_a_rebuild_process_killed_inside_a_chunk_leaves_it_whole_and_a_rerun_equ
         log = procs.log_file("rollups-killed").open("w")
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "rollups_rebuild", *span, "--chunk-days", "1", "--no-progress"],
-            cwd=procs.ROOT, env=procs.app_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=procs.ROOT,
+            env=procs.app_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
         def waiting_pid():
@@ -371,3 +413,31 @@ def test_a_rebuild_process_killed_inside_a_chunk_leaves_it_whole_and_a_rerun_equ
     call_command("rollups_rebuild", *span, "--no-progress", verbosity=0)
     assert _nonzero(snapshot()) == want
     assert snapshot() == clean
+
+
+@pytest.mark.parametrize("superuser", [True, False], ids=["superuser", "owner"])
+@pytest.mark.django_db(transaction=True)
+def test_a_seeded_crowd_lands_in_the_rollups_and_keeps_the_one_day_per_coach_key(superuser, monkeypatch, capsys):
+    """``seed_demo --users --usage-logs`` writes its rows in bulk (on PostgreSQL with the roll-up's keys
+    dropped for the load, its foreign-key checks skipped only as a superuser): every row counts in the
+    roll-ups, no drift, and a coach still has one row a day."""
+    from coaching.management.commands import seed_demo
+
+    monkeypatch.setattr(seed_demo, "is_superuser", lambda: superuser)
+    call_command("seed_demo", "--users", "40", "--usage-logs", "600", "--payments", "30", "--no-progress", verbosity=0)
+    crowd = User.objects.filter(email__startswith="bench")
+    assert crowd.count() == 40
+    from coaching.models import Payment, UsageLog
+
+    assert Payment.objects.filter(user__in=crowd).count() == 30
+    logs = UsageLog.objects.filter(user__in=crowd)
+    assert logs.count() == 600
+    days = CoachUsageDay.objects.filter(user__in=crowd)
+    assert sum(day.transcriptions for day in days) == 600
+    assert sum(day.minutes for day in days) == sum(log.minutes for log in logs)
+    capsys.readouterr()
+    call_command("rollups_check")
+    assert "No drift" in capsys.readouterr().out
+    day = days.first()
+    with pytest.raises(IntegrityError):
+        CoachUsageDay.objects.create(user_id=day.user_id, day=day.day, tz=day.tz)
