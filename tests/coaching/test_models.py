@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
-from coaching.models import MonthlyUsage, Payment, Plan, UsageLog, minutes_from_seconds
+from coaching.models import MonthlyUsage, Payment, Plan, UsageLog, User, minutes_from_seconds
 from tests.factories import (
     CoachingSessionFactory,
     PaymentFactory,
@@ -41,7 +41,8 @@ def test_plans_are_seeded_from_the_production_table():
 
 
 def test_new_users_default_to_taipei_and_taiwan():
-    user = UserFactory(timezone="Asia/Taipei")
+    user = User.objects.create_user(email="new-default@example.com", password="x")  # neither field given
+    user.refresh_from_db()
     assert (user.timezone, user.country, user.tzinfo) == ("Asia/Taipei", "TW", TAIPEI)
 
 
@@ -109,7 +110,12 @@ def test_times_are_stored_in_utc_and_read_back_aware():
     log = UsageLogFactory(created_at=local)
     log.refresh_from_db()
     assert log.created_at == local
+    assert log.created_at.utcoffset() == datetime.timedelta(0)  # read back in UTC, whatever zone it came in
     assert log.created_at.astimezone(datetime.UTC) == datetime.datetime(2026, 3, 31, 23, 30, tzinfo=datetime.UTC)
+    with connection.cursor() as cursor:  # what the column holds, without Django's conversion
+        cursor.execute("SELECT CAST(created_at AS TEXT) FROM coaching_usagelog WHERE id = %s", [log.pk])
+        stored = cursor.fetchone()[0]
+    assert stored.startswith("2026-03-31 23:30:00")
 
 
 def test_one_counter_per_user_and_minutes_never_negative():

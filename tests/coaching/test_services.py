@@ -9,7 +9,7 @@ import time_machine
 
 from coaching import services
 from coaching.models import CoachingSession, MonthlyUsage, MonthlyUsageArchive, UsageLog
-from tests.factories import ClientFactory, UserFactory
+from tests.factories import ClientFactory
 
 pytestmark = pytest.mark.django_db
 TAIPEI = zoneinfo.ZoneInfo("Asia/Taipei")
@@ -107,4 +107,5 @@ def test_the_month_rolls_over_without_a_reset_and_nothing_is_lost(coach):
 def test_counters_are_per_coach(coach, other_coach):
     run_session(coach, seconds=600, start=at(2026, 4, 1, 9), end=at(2026, 4, 1, 9, 5))
     assert not MonthlyUsage.objects.filter(user=other_coach).exists()
-    assert UserFactory(email="new@example.com").usage_logs.count() == 0
+    assert not other_coach.usage_logs.exists()
+    assert MonthlyUsage.objects.get(user=coach).minutes == Decimal("10.00")

@@ -123,12 +123,22 @@ def test_the_plan_decides_the_formats(api_for, coach, history, plan, fmt, allowe
     assert (str(record.period_start), record.period_end) == ("None", None)
 
 
+CONTENT_TYPES = {
+    "csv": "text/csv",
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+MAGIC = {"csv": "\ufeff".encode(), "pdf": b"%PDF-", "xlsx": b"PK\x03\x04"}
+
+
 @pytest.mark.parametrize(("plan", "fmt"), [("free", "csv"), ("student", "pdf"), ("coaching_school", "xlsx")])
 def test_formats_each_plan_includes_download(api_for, coach, history, plan, fmt):
     set_plan(coach, plan)
     response = api_for(coach).get(URL, {"format": fmt, **APRIL})
     assert response.status_code == 200
-    b"".join(response.streaming_content)
+    assert response["Content-Type"].startswith(CONTENT_TYPES[fmt])
+    body = b"".join(response.streaming_content)
+    assert body.startswith(MAGIC[fmt])  # the file is really that format, not just a 200
     assert last_record().status == "succeeded"
 
 
