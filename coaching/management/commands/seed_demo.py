@@ -1,3 +1,4 @@
+import contextlib
 import datetime
 import random
 from decimal import Decimal
@@ -120,17 +121,13 @@ class Command(BaseCommand):
         Formatting 10M rows in Python for ``COPY`` runs at ~14k rows/s; ``INSERT … SELECT
         generate_series`` runs at several times that. The coaches go over once by ``COPY`` (a temporary
         numbered table the rows pick from at random); each chunk seeds ``random()`` (``setseed``) from
-        ``seed``, so a run is repeatable. The tables' secondary indexes are dropped for the load and
-        built again after it (one sort each instead of millions of random inserts), all in one
-        transaction: a run killed half-way leaves neither rows nor missing indexes.
+        ``seed``, so a run is repeatable. One transaction, the tables' plain indexes dropped for the load
+        and built again after it (``loading``).
         """
         first_id = self.reserve_session_ids(count)
         year = datetime.timedelta(days=365).total_seconds()
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        with self.loading(("coaching_coachingsession", "coaching_usagelog"), label="indexes") as cursor:
             cursor.execute("SET LOCAL work_mem = '64MB'")
-            if is_superuser():
-                skip_row_triggers()
             cursor.execute(
                 "CREATE TEMPORARY TABLE crowd_coach (n integer PRIMARY KEY, id uuid NOT NULL, plan text NOT NULL)"
                 " ON COMMIT DROP"
@@ -138,7 +135,6 @@ class Command(BaseCommand):
             with cursor.copy("COPY crowd_coach (n, id, plan) FROM STDIN") as copy:
                 for n, (pk, plan) in enumerate(coaches):
                     copy.write_row((n, pk, plan))
-            indexes = drop_secondary_indexes(cursor, ("coaching_coachingsession", "coaching_usagelog"))
             with self.bar(count, "sessions + usage logs") as bar:
                 for number, first in enumerate(range(0, count, SQL_CHUNK)):
                     n = min(SQL_CHUNK, count - first)
@@ -156,9 +152,24 @@ class Command(BaseCommand):
                         },
                     )
                     bar.update(n)
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # pending checks (not a superuser) run first
-            with self.bar(len(indexes), "indexes", unit="indexes") as bar:
-                for definition in indexes:
+
+    @contextlib.contextmanager
+    def loading(self, tables: tuple[str, ...], *, unique: bool = False, label: str):
+        """One transaction that bulk-loads ``tables`` (PostgreSQL): their indexes but the primary key (and,
+        with ``unique``, their unique constraints) are dropped before the load and built again after it,
+        one sort each instead of millions of random inserts with their WAL; a run killed half-way leaves
+        neither rows nor missing indexes. The loaded rows point at rows the seeder just wrote: as a
+        superuser their foreign-key checks are skipped, otherwise they run before the indexes come back
+        (a table with pending checks can't be altered). Yields the transaction's cursor."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            if is_superuser():
+                skip_row_triggers()
+            rebuild = [definition for table in tables for definition in drop_indexes(cursor, table, unique=unique)]
+            yield cursor
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            with self.bar(len(rebuild), label, unit="indexes") as bar:
+                for definition in rebuild:
                     cursor.execute(definition)
                     bar.update(1)
 
@@ -242,23 +253,11 @@ class Command(BaseCommand):
             with self.bar((last - first).days + 1, "roll-ups", unit="days") as bar:
                 rollups_build.rebuild(first, last, chunk_days=31, progress=bar.update)
             return
-        # Millions of coach-days: inserted without the table's keys (each row into two B-trees at random
-        # places, with their WAL, was most of the time), which are built again after, by one sort each.
-        # One transaction: a run killed half-way leaves the roll-ups and their keys as they were.
-        # The rows' coaches come from the users table itself: their foreign-key checks are skipped where
-        # allowed, and otherwise run before the keys come back (a table with pending checks can't be altered).
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
-            if is_superuser():
-                skip_row_triggers()
-            keys = drop_indexes(cursor, "coaching_coachusageday", unique=True)
+        # Millions of coach-days: inserted without the table's key (each row into B-trees at random places,
+        # with their WAL, was most of the time); a run killed here leaves the roll-ups as they were.
+        with self.loading(("coaching_coachusageday",), unique=True, label="roll-up keys"):
             with self.bar((last - first).days + 1, "roll-ups", unit="days") as bar:
                 rollups_build.rebuild(first, last, chunk_days=31, progress=bar.update)
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            with self.bar(len(keys), "roll-up keys", unit="keys") as bar:
-                for definition in keys:
-                    cursor.execute(definition)
-                    bar.update(1)
 
 
 CHUNK = 5000
@@ -358,11 +357,6 @@ def is_superuser() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         return bool(cursor.fetchone()[0])
-
-
-def drop_secondary_indexes(cursor, tables: tuple[str, ...]) -> list[str]:
-    """Drop the plain (not unique, not primary key) indexes of ``tables``; returns what rebuilds them."""
-    return [definition for table in tables for definition in drop_indexes(cursor, table)]
 
 
 def drop_indexes(cursor, table: str, *, unique: bool = False) -> list[str]:
