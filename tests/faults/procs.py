@@ -1,7 +1,9 @@
 """Processes the fault tests start and stop: a Redis of their own, gunicorn and Celery workers on the test database.
 
 Every process runs in a session of its own so it (and its children) can be stopped as a group,
-and each test stops what it started. Ports: 41160–41169 (this suite's own range).
+and each test stops what it started. Ports: 31160–31169 (this suite's own range), below the kernel's
+ephemeral range (32768–60999 here): a fixed port inside it can be held by any outgoing connection
+of the run (a pooled PostgreSQL or Redis client), and the server then can't bind it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from django.test import Client
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "output"
-REDIS_PORT = 41160
+REDIS_PORT = 31160
 PASSWORD = "fault-tests-pw-42"
 
 

@@ -25,7 +25,7 @@ from tests.factories import UsageLogFactory, UserFactory
 from . import procs
 
 SEED_PLANS = importlib.import_module("coaching.migrations.0002_seed_plans").seed
-WEB_PORT = 41163
+WEB_PORT = 31163
 MESSAGE = (
     "The server ran out of disk space while writing your {} file, so nothing was saved. "
     "Please try again later, or export a shorter period."

@@ -56,7 +56,7 @@ def test_readyz_names_the_database_when_it_is_gone(client, settings, database_go
 
 
 def test_readyz_names_the_broker_when_it_is_gone(client, settings):
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:41168/0"  # nothing listens there
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:31168/0"  # nothing listens there
     response = client.get("/readyz")
     body = response.json()
     assert (response.status_code, body["failed"]) == (503, ["broker"])

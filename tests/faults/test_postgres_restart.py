@@ -37,7 +37,7 @@ from . import procs
 pytestmark = [pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]
 
 BROKER = f"redis://127.0.0.1:{procs.REDIS_PORT}/0"
-WEB_PORT = 41162
+WEB_PORT = 31162
 RESET = "/api/v1/admin/bulk/reset-usage"
 ROWS = 200_000
 EXPORT = "/api/v1/usage-history/export?format=csv&from=2025-01-01&to=2025-12-31"

@@ -1,6 +1,6 @@
 """The broker (Redis) stopped under a running server: bulk requests get a 503, everything else keeps answering.
 
-Real services only (PostgreSQL, a redis-server of the test's own on port 41160, gunicorn and a
+Real services only (PostgreSQL, a redis-server of the test's own on port 31160, gunicorn and a
 Celery worker pointed at it). The test stops Redis, checks what clients see while it is down,
 starts it again and checks that the work asked for during the outage runs, each user once.
 """
@@ -27,7 +27,7 @@ from . import procs
 pytestmark = [pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]
 
 BROKER = f"redis://127.0.0.1:{procs.REDIS_PORT}/0"
-WEB_PORT = 41161
+WEB_PORT = 31161
 RESET = "/api/v1/admin/bulk/reset-usage"
 
 
